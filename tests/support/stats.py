@@ -1,0 +1,108 @@
+"""Statistical helpers for tests: everything works on COUNTS (spec dpp.md §9).
+
+- :func:`chisquare_counts` pools bins with expected count < 5 and returns the p-value.
+- :func:`tv_bootstrap_threshold` is the 99.9% quantile of TV between multinomial samples
+  and their own law (TV̂ is biased upward by ≈ sqrt(bins/M), hence the null).
+- :func:`inclusion_zscores` gives binomial z-scores and the Bonferroni threshold.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Callable, Hashable, Iterable, Sequence
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "chisquare_counts", "law_pvalue", "tv_distance", "tv_bootstrap_threshold",
+    "inclusion_zscores", "bonferroni_z", "all_subsets", "count_samples",
+]
+
+
+def all_subsets(n: int, k: int | None = None) -> list[tuple[int, ...]]:
+    """All subsets of range(n) (or all k-subsets) as sorted tuples."""
+    sizes = range(n + 1) if k is None else [k]
+    return [S for m in sizes for S in combinations(range(n), m)]
+
+
+def count_samples(samples: Iterable[Sequence[int]], support: list[Hashable]) -> np.ndarray:
+    """Counts of each support element among samples; raises on a sample outside it."""
+    index = {s: i for i, s in enumerate(support)}
+    counts = np.zeros(len(support), dtype=np.int64)
+    for x in samples:
+        key = tuple(int(v) for v in x)
+        if key not in index:
+            raise AssertionError(f"sample {key} is outside the support of the law")
+        counts[index[key]] += 1
+    return counts
+
+
+def chisquare_counts(counts: np.ndarray, probs: np.ndarray, min_expected: float = 5.0):
+    """Pearson chi-square of observed counts against probabilities, pooling small bins.
+
+    Bins are pooled (smallest expected first) into one bin until every bin has expected
+    count >= ``min_expected``; df = bins - 1. Returns (statistic, pvalue, df).
+    """
+    counts = np.asarray(counts, dtype=float)
+    probs = np.asarray(probs, dtype=float)
+    if counts.shape != probs.shape:
+        raise ValueError("counts and probs must have the same shape")
+    M = counts.sum()
+    expected = M * probs / probs.sum()
+    order = np.argsort(expected, kind="stable")
+    pool = [i for i in order if expected[i] < min_expected]
+    rest = [i for i in order if expected[i] >= min_expected]
+    while pool and expected[pool].sum() < min_expected and rest:
+        pool.append(rest.pop(0))
+    obs, exp = counts[rest], expected[rest]
+    if pool:
+        obs = np.append(obs, counts[pool].sum())
+        exp = np.append(exp, expected[pool].sum())
+    if len(obs) < 2:
+        return 0.0, 1.0, 0
+    stat = float(np.sum((obs - exp) ** 2 / exp))
+    df = len(obs) - 1
+    return stat, float(stats.chi2.sf(stat, df)), df
+
+
+def law_pvalue(samples, law: dict) -> float:
+    """Chi-square p-value of samples (sorted tuples) against an exact law {subset: prob}."""
+    support = list(law)
+    counts = count_samples(samples, support)
+    return chisquare_counts(counts, np.array([law[s] for s in support]))[1]
+
+
+def tv_distance(counts: np.ndarray, probs: np.ndarray) -> float:
+    counts = np.asarray(counts, dtype=float)
+    return 0.5 * float(np.abs(counts / counts.sum() - probs).sum())
+
+
+def tv_bootstrap_threshold(probs: np.ndarray, M: int, *, reps: int = 2000,
+                           quantile: float = 0.999, seed: int = 12345) -> float:
+    """99.9% quantile of TV(multinomial(M, p)/M, p): the null for a TV test."""
+    rng = np.random.default_rng(seed)
+    probs = np.asarray(probs, dtype=float)
+    probs = probs / probs.sum()
+    sims = rng.multinomial(M, probs, size=reps) / M
+    tvs = 0.5 * np.abs(sims - probs).sum(axis=1)
+    return float(np.quantile(tvs, quantile))
+
+
+def bonferroni_z(alpha: float, m: int) -> float:
+    """Two-sided Bonferroni z threshold z_{1 - alpha/(2m)}."""
+    return float(stats.norm.isf(alpha / (2 * m)))
+
+
+def inclusion_zscores(counts: np.ndarray, probs: np.ndarray, M: int) -> np.ndarray:
+    """z-scores of binomial counts X_i ~ Bin(M, p_i)."""
+    probs = np.asarray(probs, dtype=float)
+    sd = np.sqrt(M * probs * (1 - probs))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (np.asarray(counts) - M * probs) / sd
+    return np.where(sd > 0, z, np.where(np.asarray(counts) == M * probs, 0.0, np.inf))
+
+
+def binomial_pvalues(counts: np.ndarray, probs: np.ndarray, M: int) -> np.ndarray:
+    """Exact two-sided binomial p-values (for M p (1-p) < 10)."""
+    return np.array([stats.binomtest(int(c), M, float(p)).pvalue for c, p in zip(counts, probs)])
