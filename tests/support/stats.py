@@ -14,6 +14,8 @@ from typing import Callable, Hashable, Iterable, Sequence
 import numpy as np
 from scipy import stats
 
+from parasample.core.stats import chisquare_counts, tv_bootstrap_threshold, tv_distance
+
 __all__ = [
     "chisquare_counts", "law_pvalue", "tv_distance", "tv_bootstrap_threshold",
     "inclusion_zscores", "bonferroni_z", "all_subsets", "count_samples",
@@ -38,55 +40,11 @@ def count_samples(samples: Iterable[Sequence[int]], support: list[Hashable]) -> 
     return counts
 
 
-def chisquare_counts(counts: np.ndarray, probs: np.ndarray, min_expected: float = 5.0):
-    """Pearson chi-square of observed counts against probabilities, pooling small bins.
-
-    Bins are pooled (smallest expected first) into one bin until every bin has expected
-    count >= ``min_expected``; df = bins - 1. Returns (statistic, pvalue, df).
-    """
-    counts = np.asarray(counts, dtype=float)
-    probs = np.asarray(probs, dtype=float)
-    if counts.shape != probs.shape:
-        raise ValueError("counts and probs must have the same shape")
-    M = counts.sum()
-    expected = M * probs / probs.sum()
-    order = np.argsort(expected, kind="stable")
-    pool = [i for i in order if expected[i] < min_expected]
-    rest = [i for i in order if expected[i] >= min_expected]
-    while pool and expected[pool].sum() < min_expected and rest:
-        pool.append(rest.pop(0))
-    obs, exp = counts[rest], expected[rest]
-    if pool:
-        obs = np.append(obs, counts[pool].sum())
-        exp = np.append(exp, expected[pool].sum())
-    if len(obs) < 2:
-        return 0.0, 1.0, 0
-    stat = float(np.sum((obs - exp) ** 2 / exp))
-    df = len(obs) - 1
-    return stat, float(stats.chi2.sf(stat, df)), df
-
-
 def law_pvalue(samples, law: dict) -> float:
     """Chi-square p-value of samples (sorted tuples) against an exact law {subset: prob}."""
     support = list(law)
     counts = count_samples(samples, support)
     return chisquare_counts(counts, np.array([law[s] for s in support]))[1]
-
-
-def tv_distance(counts: np.ndarray, probs: np.ndarray) -> float:
-    counts = np.asarray(counts, dtype=float)
-    return 0.5 * float(np.abs(counts / counts.sum() - probs).sum())
-
-
-def tv_bootstrap_threshold(probs: np.ndarray, M: int, *, reps: int = 2000,
-                           quantile: float = 0.999, seed: int = 12345) -> float:
-    """99.9% quantile of TV(multinomial(M, p)/M, p): the null for a TV test."""
-    rng = np.random.default_rng(seed)
-    probs = np.asarray(probs, dtype=float)
-    probs = probs / probs.sum()
-    sims = rng.multinomial(M, probs, size=reps) / M
-    tvs = 0.5 * np.abs(sims - probs).sum(axis=1)
-    return float(np.quantile(tvs, quantile))
 
 
 def bonferroni_z(alpha: float, m: int) -> float:

@@ -200,6 +200,8 @@ class DPP:
         if S.size > self.rank:
             return -np.inf
         if self.kind == "correlation" and self.has_projection_part:
+            if S.size < int(np.sum(np.isinf(self.spectrum.log_lam))):
+                return -np.inf  # the projection part always contributes its rank
             M = self._matrix.copy()
             out = np.ones(self.n, dtype=bool)
             out[S] = False
