@@ -1,0 +1,1 @@
+"""The ``parasample`` command: one sub-command per domain plus ``tour`` and ``bench``."""
