@@ -119,27 +119,30 @@ def test_ties_go_to_lowest_index():
 def test_near_duplicates_stop_cleanly():
     rng = np.random.default_rng(7)
     B = rng.normal(size=(4, 6))
-    B = np.vstack([B, B[[0, 2]], B[[1]] * (1 + 1e-13)])  # 7 rows, rank 4
+    tiny = B[1] + 3e-6 * rng.normal(size=6)  # numerically a duplicate, yet rank 5
+    B = np.vstack([B, B[[0, 2]], tiny])
     dpp = DPP.from_features(B)
-    res = map_greedy_details(dpp, 6)
+    assert dpp.rank == 5
+    res = map_greedy_details(dpp, 5)
     assert res.stopped_early
     assert res.order.size == 4
     assert np.all(np.isfinite(res.log_gains))
     with pytest.warns(RuntimeWarning, match="near-duplicate"):
-        sel = map_greedy(dpp, 6)
+        sel = map_greedy(dpp, 5)
     assert sel.size == 4 and len(set(sel.tolist())) == 4
-    # exact duplicate rows in a dense kernel
-    L = B @ B.T
-    res2 = map_greedy_details(DPP.from_likelihood(L), 5)
-    assert res2.stopped_early and res2.order.size == 4
+    # exact duplicate rows in a dense kernel: k beyond the rank is refused up front
+    with pytest.raises(ValueError, match="rank"):
+        map_greedy_details(DPP.from_likelihood(B @ B.T), 6)
 
 
 def test_zero_items_are_never_picked():
     B = np.zeros((5, 2))
     B[1] = [1.0, 0.0]
     B[3] = [0.0, 2.0]
-    res = map_greedy_details(DPP.from_features(B), 3)
-    assert res.order.tolist() == [3, 1] and res.stopped_early
+    res = map_greedy_details(DPP.from_features(B), 2)
+    assert res.order.tolist() == [3, 1] and not res.stopped_early
+    with pytest.raises(ValueError, match="rank"):
+        map_greedy_details(DPP.from_features(B), 3)
 
 
 def test_bad_inputs():

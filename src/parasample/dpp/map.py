@@ -94,6 +94,10 @@ def map_greedy_details(dpp: DPP, k: int) -> GreedyMAP:
     k = as_count(k, "k")
     if k > dpp.n:
         raise ValueError(f"k = {k} exceeds the number of items n = {dpp.n}")
+    # The rank is free when the spectrum is cached (validated kernels) or cheap (features,
+    # d×d dual); otherwise the near-duplicate stop below catches k > rank.
+    if ("spectrum" in dpp.__dict__ or dpp.kind == "features") and k > dpp.rank:
+        raise ValueError(f"k exceeds the rank of L: k = {k}, rank = {dpp.rank}")
     if dpp.kind == "likelihood":
         A, features = dpp._matrix, False
         diag = np.diag(A).copy()
