@@ -6,11 +6,11 @@ from typing import Iterable
 
 import numpy as np
 
-__all__ = ["as_square_matrix", "check_symmetric", "as_subset", "as_count", "psd_tolerance"]
+__all__ = ["as_real_matrix", "as_square_matrix", "check_symmetric", "as_subset", "as_count", "psd_tolerance"]
 
 
-def as_square_matrix(M, name: str) -> np.ndarray:
-    """``M`` as a float64 2-D square array with only finite entries (else ValueError)."""
+def as_real_matrix(M, name: str) -> np.ndarray:
+    """``M`` (array-like or scipy sparse) as a fresh float64 2-D array of finite reals."""
     if hasattr(M, "toarray"):  # scipy sparse
         M = M.toarray()
     A = np.asarray(M)
@@ -18,14 +18,25 @@ def as_square_matrix(M, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be a numeric matrix, got dtype {A.dtype}")
     if np.iscomplexobj(A):
         raise ValueError(f"{name} must be real, got a complex matrix")
+    if A.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {A.shape}")
     A = np.array(A, dtype=np.float64, copy=True)
-    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+    if not np.all(np.isfinite(A)):
+        bad = int(A.size - np.count_nonzero(np.isfinite(A)))
+        raise ValueError(f"{name} contains {bad} NaN or infinite entries")
+    return A
+
+
+def as_square_matrix(M, name: str) -> np.ndarray:
+    """``M`` as a float64 non-empty square matrix with only finite entries (else ValueError)."""
+    shape = getattr(M, "shape", None)
+    if shape is not None and (len(shape) != 2 or shape[0] != shape[1]):
+        raise ValueError(f"{name} must be a square matrix, got shape {tuple(shape)}")
+    A = as_real_matrix(M, name)
+    if A.shape[0] != A.shape[1]:
         raise ValueError(f"{name} must be a square matrix, got shape {A.shape}")
     if A.shape[0] == 0:
         raise ValueError(f"{name} is empty: a DPP needs at least one item")
-    if not np.all(np.isfinite(A)):
-        bad = int(np.size(A) - np.count_nonzero(np.isfinite(A)))
-        raise ValueError(f"{name} contains {bad} NaN or infinite entries")
     return A
 
 

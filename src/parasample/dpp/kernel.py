@@ -16,7 +16,9 @@ from typing import Iterable, Literal
 import numpy as np
 import scipy.linalg as sla
 
-from ._validate import as_square_matrix, as_subset, check_symmetric, psd_tolerance
+from ._validate import (
+    as_real_matrix, as_square_matrix, as_subset, check_symmetric, psd_tolerance,
+)
 
 __all__ = ["DPP", "Spectrum"]
 
@@ -84,18 +86,9 @@ class DPP:
     @classmethod
     def from_features(cls, B) -> "DPP":
         """DPP with L = B Bᵀ for an n×d feature matrix B (L is never formed)."""
-        if hasattr(B, "toarray"):
-            B = B.toarray()
-        A = np.asarray(B)
-        if A.ndim != 2:
-            raise ValueError(f"features B must be a 2-D n×d array, got shape {A.shape}")
+        A = as_real_matrix(B, "features B")
         if A.shape[0] == 0 or A.shape[1] == 0:
             raise ValueError(f"features B must be non-empty, got shape {A.shape}")
-        if np.iscomplexobj(A) or not np.issubdtype(A.dtype, np.number):
-            raise ValueError(f"features B must be a real numeric array, got dtype {A.dtype}")
-        A = np.array(A, dtype=np.float64, copy=True)
-        if not np.all(np.isfinite(A)):
-            raise ValueError("features B contain NaN or infinite entries")
         return cls("features", A)
 
     # ------------------------------------------------------------------ factorisations

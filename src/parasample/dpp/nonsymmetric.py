@@ -31,7 +31,7 @@ from ..core.cost import Cost
 from ..core.errors import NumericalError
 from ..core.result import SampleResult
 from ..core.rng import RngLike, as_generator
-from ._validate import as_square_matrix, as_subset, psd_tolerance
+from ._validate import as_real_matrix, as_square_matrix, as_subset, psd_tolerance
 from .kernel import DPP
 from .sequential import sample_lowrank, sample_sequential
 
@@ -76,9 +76,9 @@ class NonsymmetricDPP:
     def from_factors(cls, V, B, D) -> "NonsymmetricDPP":
         """Low-rank NDPP with L = V Vᵀ + B (D − Dᵀ) Bᵀ; V is n×k, B is n×m, D is m×m
         (k or m may be 0). Valid by construction: the symmetric part V Vᵀ is PSD."""
-        V = _as_real_2d(V, "V")
-        B = _as_real_2d(B, "B")
-        D = _as_real_2d(D, "D")
+        V = as_real_matrix(V, "V")
+        B = as_real_matrix(B, "B")
+        D = as_real_matrix(D, "D")
         n = V.shape[0]
         if n == 0:
             raise ValueError("V is empty: a DPP needs at least one item")
@@ -315,20 +315,3 @@ def _logdet_signed(M: np.ndarray) -> float:
         return 0.0
     sign, logdet = np.linalg.slogdet(M)
     return float(logdet) if sign > 0 else -np.inf
-
-
-def _as_real_2d(M, name: str) -> np.ndarray:
-    if hasattr(M, "toarray"):
-        M = M.toarray()
-    A = np.asarray(M)
-    if A.dtype == object or not (np.issubdtype(A.dtype, np.number) or A.dtype == bool):
-        raise ValueError(f"{name} must be a numeric array, got dtype {A.dtype}")
-    if np.iscomplexobj(A):
-        raise ValueError(f"{name} must be real, got a complex array")
-    if A.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array, got shape {A.shape}")
-    A = np.array(A, dtype=np.float64, copy=True)
-    if not np.all(np.isfinite(A)):
-        bad = int(A.size - np.count_nonzero(np.isfinite(A)))
-        raise ValueError(f"{name} contains {bad} NaN or infinite entries")
-    return A
