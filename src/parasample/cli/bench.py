@@ -20,6 +20,8 @@ def register(sub) -> None:
     p.add_argument("--repeats", type=int, default=5, help="repetitions per task (median)")
     p.add_argument("--cap", type=float, default=120.0,
                    help="seconds after which a slow baseline is cut (ratio lower bound)")
+    p.add_argument("--blas-threads", type=int, default=None,
+                   help="limit BLAS threads during the run (steadier timings on a busy machine)")
     p.add_argument("--output", type=Path, help="also write the JSON report here")
     add_common_options(p)
     p.set_defaults(func=run)
@@ -29,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     module = importlib.import_module(DOMAINS[args.domain])
     kwargs = dict(repeats=args.repeats, seed=args.seed, quick=args.quick,
                   cap_seconds=args.cap, progress=progress_option(args))
+    if args.blas_threads is not None:
+        kwargs["blas_threads"] = args.blas_threads
     if args.sizes:
         kwargs["sizes"] = tuple(args.sizes)
     report = module.run(**kwargs)
