@@ -6,11 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from parasample.dpp import sequential
 from parasample.dpp.kernel import DPP
+from parasample.dpp.nonsymmetric import NonsymmetricDPP
 from parasample.dpp.sequential import (
+    LOWRANK_BLOCKED_MIN_RANK,
+    _lowrank_block,
     _lowrank_factors,
     _sequential_blocked,
     _sequential_lowrank,
+    _sequential_lowrank_blocked,
     _sequential_unblocked,
     sample_lowrank,
     sample_sequential,
@@ -89,6 +94,27 @@ def test_exact_law(case, sampler):
     assert law_test(sampler, dpp, law, seed=11) > ALPHA
 
 
+def ndpp_case():
+    """A small NDPP from factors (n = 7, r = 4) and its law det(L_S) / det(I + L)."""
+    rng = np.random.default_rng(6)
+    V, B, D = rng.normal(size=(7, 2)), rng.normal(size=(7, 2)), 2 * rng.normal(size=(2, 2))
+    L = V @ V.T + B @ (D - D.T) @ B.T
+    Z = 1.0 / np.linalg.det(np.eye(7) + L)
+    law = {S: Z * (np.linalg.det(L[np.ix_(S, S)]) if S else 1.0) for S in all_subsets(7)}
+    return NonsymmetricDPP.from_factors(V, B, D), law
+
+
+@pytest.mark.parametrize("case", ["lowrank", "projection", "ndpp"])
+def test_exact_law_blocked_lowrank(case, monkeypatch):
+    """The public low-rank path forced onto the blocked sampler (blocks of 2 items, so
+    every block boundary and the rank-b update of W are exercised) has the exact law."""
+    dpp, law = ndpp_case() if case == "ndpp" else make_case(case)
+    assert abs(sum(law.values()) - 1) < 1e-9
+    monkeypatch.setattr(sequential, "LOWRANK_BLOCKED_MIN_RANK", 0)
+    monkeypatch.setattr(sequential, "_lowrank_block", lambda r: 2)
+    assert law_test(sample_lowrank, dpp, law, seed=12) > ALPHA
+
+
 def test_power_independent_bernoulli_is_rejected():
     """The same chi-square test must reject a wrong sampler (independent Bernoulli(K_ii))."""
     dpp, law = make_case("dense")
@@ -158,6 +184,87 @@ def test_lowrank_equals_dense_on_shared_uniforms():
     assert checked >= 12
 
 
+def _lowrank_cases(rng):
+    """(name, Z, W, W symmetric): features, spectra with eigenvalue 1, NDPP factors."""
+    for n, d, scale in [(150, 20, 1.0), (130, 40, 0.3), (90, 6, 3.0)]:
+        Z, W = _lowrank_factors(DPP.from_features(rng.normal(size=(n, d)) * scale),
+                                dense_ok=True)
+        yield f"features {n}x{d}", Z, W, True
+    for n, mu in [(100, [1.0] * 6 + [0.7, 0.4, 0.1]), (70, [1.0] * 20)]:
+        dpp = DPP.from_correlation(projection_K(n, mu, rng))
+        Z, W = _lowrank_factors(dpp, dense_ok=True)
+        yield f"spectrum {n} ({len(mu)} eigenvalues, {mu.count(1.0)} at 1)", Z, W, True
+    for n, k, m, skew in [(140, 10, 12, 2.0), (110, 0, 20, 1.0), (100, 24, 4, 0.5)]:
+        V = rng.normal(size=(n, k)) / np.sqrt(max(k, 1))
+        B = rng.normal(size=(n, m)) / np.sqrt(m)
+        D = rng.normal(size=(m, m)) * skew
+        Z, W = NonsymmetricDPP.from_factors(V, B, D)._lowrank_factors
+        yield f"NDPP factors {n}x({k}+{m})", Z, W, False
+
+
+def test_lowrank_blocked_equals_itemwise_on_shared_uniforms():
+    """Blocked and itemwise low-rank samplers make the same decisions on shared uniforms
+    (ties |u_j − p_j| < 1e-9 skipped), for every block size and both W-update forms."""
+    rng = np.random.default_rng(24)
+    checked = skipped = 0
+    for name, Z, W, sym in _lowrank_cases(rng):
+        assert np.array_equal(W, W.T) == sym, name
+        W0 = W.copy()
+        for seed in range(4):
+            u = np.random.default_rng(seed).random(Z.shape[0])
+            ref, p_ref = _sequential_lowrank(Z, W, u)
+            if has_tie(u, p_ref):
+                skipped += 1
+                continue
+            for block in (1, 3, 16, None, 64, 1000):
+                # symmetric=False on a symmetric W takes the general P M⁻¹ Q update.
+                for symmetric in ((None, True, False) if sym else (None, False)):
+                    got, p = _sequential_lowrank_blocked(Z, W, u, block, symmetric=symmetric)
+                    np.testing.assert_array_equal(got, ref, err_msg=f"{name}, b={block}")
+                    np.testing.assert_allclose(p, p_ref, atol=1e-8, err_msg=name)
+            checked += 1
+        np.testing.assert_array_equal(W, W0)  # W is not modified
+    assert checked >= 28 and skipped <= 4
+
+
+def test_lowrank_blocked_equals_dense():
+    """Blocked low-rank = dense unblocked reference (K formed) on shared uniforms."""
+    rng = np.random.default_rng(25)
+    checked = 0
+    for name, Z, W, _ in _lowrank_cases(rng):
+        K = Z @ W @ Z.T
+        for seed in range(3):
+            u = np.random.default_rng(seed).random(Z.shape[0])
+            ref, p_ref = _sequential_unblocked(K, u)
+            if has_tie(u, p_ref):
+                continue
+            got, p = _sequential_lowrank_blocked(Z, W, u, block=16)
+            np.testing.assert_array_equal(got, ref, err_msg=name)
+            np.testing.assert_allclose(p, p_ref, atol=1e-8, err_msg=name)
+            checked += 1
+    assert checked >= 20
+
+
+def test_public_lowrank_paths_use_the_blocked_sampler():
+    """sample_lowrank and the low-rank dispatch of sample_sequential agree with the blocked
+    sampler on their n uniforms, for ranks above and below the itemwise cut-off."""
+    rng = np.random.default_rng(26)
+    for d in (4, LOWRANK_BLOCKED_MIN_RANK, 40):
+        dpp = DPP.from_features(rng.normal(size=(200, d)))
+        Z, W = _lowrank_factors(dpp, dense_ok=True)
+        for seed in range(3):
+            u = np.random.default_rng(seed).random(200)
+            ref, p = _sequential_lowrank_blocked(Z, W, u)
+            if has_tie(u, p):
+                continue
+            np.testing.assert_array_equal(sample_lowrank(dpp, rng=seed), ref)
+            np.testing.assert_array_equal(sample_sequential(dpp, rng=seed), ref)
+
+
+def test_lowrank_block_size_rule():
+    assert [_lowrank_block(r) for r in (1, 16, 64, 100, 400, 4000)] == [16, 16, 16, 25, 100, 128]
+
+
 def test_public_samplers_share_uniforms():
     """sample_sequential (dense or dispatched) and sample_lowrank draw the same n uniforms."""
     rng = np.random.default_rng(23)
@@ -194,11 +301,41 @@ def test_invalid_pivots_raise(name):
             _sequential_blocked(K, u)
         with pytest.raises(ValueError, match="invalid kernel"):
             _sequential_lowrank(np.eye(2), K, u)
+        for symmetric in (None, False):
+            with pytest.raises(ValueError, match="invalid kernel"):
+                _sequential_lowrank_blocked(np.eye(2), K, u, symmetric=symmetric)
 
 
 def test_pivot_error_names_item_and_value():
     with pytest.raises(ValueError, match=r"item 0 is 1\.5"):
         _sequential_blocked(np.diag([1.5, 0.2]), np.array([0.1, 0.1]))
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("block", [1, 16, 100])
+def test_lowrank_blocked_pivot_error_names_item_and_value(block, symmetric):
+    """An invalid pivot in a later block is reported with its global index and value,
+    whatever the earlier decisions (K = Z W Zᵀ diagonal here)."""
+    mu = np.full(60, 0.5)
+    mu[37] = 1.5
+    for u in (np.zeros(60), np.full(60, 0.99)):
+        with pytest.raises(ValueError, match=r"item 37 is 1\.5"):
+            _sequential_lowrank_blocked(np.eye(60), np.diag(mu), u, block, symmetric=symmetric)
+    with pytest.raises(ValueError, match=r"item 37 is 1\.5"):
+        _sequential_lowrank(np.eye(60), np.diag(mu), np.zeros(60))
+
+
+def test_lowrank_blocked_edge_cases():
+    got, p = _sequential_lowrank_blocked(np.zeros((5, 0)), np.zeros((0, 0)), np.full(5, 0.5))
+    assert got.size == 0 and np.all(p == 0)
+    got, p = _sequential_lowrank_blocked(np.eye(4), np.diag([1.0 + 5e-9, -5e-9, 1.0, 0.0]),
+                                         np.array([0.999, 0.0, 0.5, 0.5]), block=3)
+    np.testing.assert_array_equal(got, [0, 2])
+    np.testing.assert_array_equal(p, [1.0, 0.0, 1.0, 0.0])
+    with pytest.raises(ValueError, match="block"):
+        _sequential_lowrank_blocked(np.eye(2), np.eye(2) * 0.5, np.zeros(2), block=0)
+    with pytest.raises(ValueError, match="uniforms"):
+        _sequential_lowrank_blocked(np.eye(2), np.eye(2) * 0.5, np.zeros(3))
 
 
 def test_tolerance_clips_tiny_violations():

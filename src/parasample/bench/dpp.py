@@ -41,6 +41,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from ..core.errors import require
 from ..core.progress import progress_reporter
 from .harness import (Comparison, Task, environment_info, loadavg, measure,
                       restore_blas_threads, rows_markdown, set_blas_threads)
@@ -85,12 +86,7 @@ def _import(module: str, name: str, fallback: Optional[str] = None) -> Callable:
 
 
 def _require_dppy():
-    try:
-        import dppy  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            'the DPP benchmark compares against DPPy: pip install "parasample[bench]"'
-        ) from exc
+    require("dppy", "bench")  # the baseline: DPPy 0.3.3
 
 
 def _flushing(dppy_obj, call: Callable[[], Any]) -> Callable[[], Any]:
