@@ -184,31 +184,9 @@ def _sequential_unblocked(K: np.ndarray, uniforms: np.ndarray) -> tuple[np.ndarr
 # ---------------------------------------------------------------------------- blocked
 @numba.njit(cache=True)
 def _decide_block(A, u, keep, probs):  # pragma: no cover - compiled
-    """The loop on a contiguous square block, in place. Returns the first invalid pivot's
-    local index, or -1. O(b³) for a b×b block."""
-    m = A.shape[0]
-    for j in range(m):
-        p = A[j, j]
-        if not (p >= -PIVOT_TOL and p <= 1.0 + PIVOT_TOL):
-            probs[j] = p
-            return j
-        p = min(max(p, 0.0), 1.0)
-        probs[j] = p
-        if u[j] < p:
-            keep[j] = True
-            piv = p
-        else:
-            keep[j] = False
-            piv = p - 1.0
-        A[j, j] = piv
-        for i in range(j + 1, m):
-            A[i, j] /= piv
-        for i in range(j + 1, m):
-            lij = A[i, j]
-            if lij != 0.0:
-                for k in range(j + 1, m):
-                    A[i, k] -= lij * A[j, k]
-    return -1
+    """The loop on a contiguous square block, in place (the bordered loop with no border).
+    Returns the first invalid pivot's local index, or -1. O(b³) for a b×b block."""
+    return _decide_block_bordered(A, A.shape[0], u, keep, probs)
 
 
 def _sequential_blocked(
