@@ -1,0 +1,1 @@
+"""Random spanning trees (spec: shared/specs/trees.md)."""

@@ -1,0 +1,220 @@
+"""Graph inputs for the tree samplers: validation and the cached CSR walk form (spec
+trees.md §1).
+
+Accepted inputs:
+
+- a networkx ``Graph`` or ``MultiGraph`` (``weight``: an edge-attribute name, or ``None`` for
+  unit weights — networkx's convention; a missing attribute counts as 1.0). Nodes map to
+  ``0..n-1`` in ``G.nodes`` order. A ``DiGraph`` raises ``TypeError``.
+- a scipy sparse adjacency matrix (square, symmetric within 1e-12 relative; stored zeros and
+  the diagonal are ignored; entries are the weights, so ``weight`` must be ``None``).
+- an ``(m, 2)`` integer edge array, with ``weight`` an ``(m,)`` array or ``None`` and
+  ``n_nodes`` the vertex count (default: largest index + 1).
+
+Parallel edges are kept as distinct edges (each has its own id and marginal; Laplacians sum
+them). Self-loops are dropped: they are never in a tree and do not change Wilson's law.
+Weights must be finite and > 0; the graph must be connected (checked before any walk).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Optional
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+__all__ = ["WeightedGraph", "as_graph"]
+
+
+@dataclass(frozen=True, eq=False)
+class WeightedGraph:
+    """A validated, connected, loop-free undirected weighted multigraph on ``0..n-1``.
+
+    ``edges`` (m, 2) int64 endpoints and ``weights`` (m,) float64 are indexed by edge id.
+    ``nodes`` are the original labels (networkx input) and ``keys`` the multigraph keys.
+    """
+
+    n: int
+    edges: np.ndarray
+    weights: np.ndarray
+    nodes: Optional[list] = None
+    keys: Optional[list] = None
+    source: Any = field(default=None, repr=False)  # the networkx graph given, if any
+
+    @property
+    def m(self) -> int:
+        return int(self.edges.shape[0])
+
+    @cached_property
+    def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Walk form ``(indptr, nbr, eid, cumw, rowtot)``: slot s of row x leads to
+        ``nbr[s]`` through edge ``eid[s]``; ``cumw`` are within-row prefix sums of weights.
+        Built once, O(m log m)."""
+        u, v = self.edges[:, 0], self.edges[:, 1]
+        rows = np.concatenate([u, v])
+        nbr = np.concatenate([v, u])
+        eid = np.concatenate([np.arange(self.m), np.arange(self.m)]).astype(np.int64)
+        w = np.concatenate([self.weights, self.weights])
+        order = np.argsort(rows, kind="stable")
+        rows, nbr, eid, w = rows[order], nbr[order], eid[order], w[order]
+        indptr = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=self.n), out=indptr[1:])
+        cum = np.cumsum(w)
+        row_start = np.repeat(np.concatenate([[0.0], cum])[indptr[:-1]], np.diff(indptr))
+        cumw = cum - row_start
+        rowtot = cumw[indptr[1:] - 1] if self.m else np.zeros(self.n)
+        return indptr, nbr.astype(np.int64), eid, cumw, np.ascontiguousarray(rowtot)
+
+    @cached_property
+    def weighted_degree(self) -> np.ndarray:
+        deg = np.zeros(self.n)
+        np.add.at(deg, self.edges[:, 0], self.weights)
+        np.add.at(deg, self.edges[:, 1], self.weights)
+        return deg
+
+    def laplacian(self) -> sp.csr_matrix:
+        """Weighted Laplacian D_w − A_w (parallel edges summed), sparse n×n."""
+        u, v, w = self.edges[:, 0], self.edges[:, 1], self.weights
+        A = sp.coo_matrix((np.concatenate([w, w]), (np.concatenate([u, v]),
+                                                   np.concatenate([v, u]))),
+                          shape=(self.n, self.n)).tocsr()
+        return (sp.diags(self.weighted_degree) - A).tocsr()
+
+
+def as_graph(G, *, weight=None, n_nodes: Optional[int] = None) -> WeightedGraph:
+    """Validate any accepted input and return a :class:`WeightedGraph` (see module doc)."""
+    nodes = keys = source = None
+    if _is_networkx(G):
+        edges, w, nodes, keys = _from_networkx(G, weight)
+        n, source = len(nodes), G
+    elif sp.issparse(G):
+        if weight is not None:
+            raise ValueError("with a sparse adjacency matrix the entries are the weights; "
+                             "pass weight=None")
+        edges, w, n = _from_sparse(G)
+    else:
+        edges, w, n = _from_edge_array(G, weight, n_nodes)
+    if n == 0:
+        raise ValueError("the graph has no vertices")
+    _check_weights(edges, w)
+    loops = edges[:, 0] == edges[:, 1]
+    if np.any(loops):
+        keep = ~loops
+        edges, w = edges[keep], w[keep]
+        if keys is not None:
+            keys = [k for k, ok in zip(keys, keep) if ok]
+    graph = WeightedGraph(n, np.ascontiguousarray(edges, dtype=np.int64),
+                          np.ascontiguousarray(w, dtype=np.float64), nodes, keys, source)
+    _check_connected(graph)
+    _warn_weight_span(graph)
+    return graph
+
+
+def _is_networkx(G) -> bool:
+    mod = type(G).__module__ or ""
+    return mod.startswith("networkx") or hasattr(G, "adj") and hasattr(G, "is_directed")
+
+
+def _from_networkx(G, weight):
+    if G.is_directed():
+        raise TypeError("directed graphs are not supported (arborescences are out of scope); "
+                        "convert with G.to_undirected()")
+    nodes = list(G.nodes)
+    index = {v: i for i, v in enumerate(nodes)}
+    if G.is_multigraph():
+        triples = list(G.edges(keys=True, data=True))
+        keys = [k for _, _, k, _ in triples]
+        pairs = [(index[a], index[b]) for a, b, _, _ in triples]
+        data = [d for _, _, _, d in triples]
+    else:
+        triples = list(G.edges(data=True))
+        keys = None
+        pairs = [(index[a], index[b]) for a, b, _ in triples]
+        data = [d for _, _, d in triples]
+    edges = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    if weight is None:
+        w = np.ones(len(data))
+    else:
+        try:
+            w = np.array([d.get(weight, 1.0) for d in data], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"edge attribute {weight!r} must be numeric") from exc
+    return edges, w, nodes, keys
+
+
+def _from_sparse(A):
+    A = sp.csr_matrix(A)
+    if A.shape[0] != A.shape[1]:
+        raise ValueError(f"adjacency matrix must be square, got shape {A.shape}")
+    A.eliminate_zeros()
+    if A.nnz and not np.all(np.isfinite(A.data)):
+        raise ValueError("adjacency matrix contains NaN or infinite weights")
+    scale = abs(A).max() if A.nnz else 0.0
+    if A.nnz and abs(A - A.T).max() > 1e-12 * scale:
+        raise ValueError("adjacency matrix is not symmetric: an undirected graph is required")
+    U = sp.triu(A, k=1).tocoo()
+    edges = np.column_stack([U.row, U.col]).astype(np.int64)
+    return edges, U.data.astype(np.float64), A.shape[0]
+
+
+def _from_edge_array(E, weight, n_nodes):
+    E = np.asarray(E)
+    if E.ndim != 2 or E.shape[1] != 2:
+        raise ValueError("expected a networkx graph, a scipy sparse adjacency matrix or an "
+                         f"(m, 2) edge array; got an array of shape {E.shape}")
+    if E.size and not np.issubdtype(E.dtype, np.integer):
+        raise ValueError(f"edge array must hold integer vertex indices, got dtype {E.dtype}")
+    E = E.astype(np.int64)
+    if E.size and E.min() < 0:
+        raise ValueError(f"edge array has a negative vertex index ({E.min()})")
+    n = int(E.max()) + 1 if E.size else 0
+    if n_nodes is not None:
+        if E.size and n > n_nodes:
+            raise ValueError(f"edge array refers to vertex {n - 1} but n_nodes = {n_nodes}")
+        n = int(n_nodes)
+    w = np.ones(len(E)) if weight is None else np.asarray(weight, dtype=np.float64)
+    if w.shape != (len(E),):
+        raise ValueError(f"weights must have shape ({len(E)},), got {w.shape}")
+    return E, w, n
+
+
+def _check_weights(edges, w):
+    bad = np.flatnonzero(~(np.isfinite(w) & (w > 0)))
+    if bad.size:
+        e = int(bad[0])
+        raise ValueError(
+            f"edge weights must be finite and > 0: edge {e} ({edges[e, 0]}, {edges[e, 1]}) "
+            f"has weight {w[e]!r} ({bad.size} bad edge(s) in all); nothing is dropped silently"
+        )
+
+
+def _check_connected(graph: WeightedGraph) -> None:
+    if graph.n == 1:
+        return
+    u, v = graph.edges[:, 0], graph.edges[:, 1]
+    A = sp.coo_matrix((np.ones(graph.m), (u, v)), shape=(graph.n, graph.n))
+    count, _ = connected_components(A, directed=False)
+    if count > 1:
+        raise ValueError(
+            f"the graph is disconnected ({count} connected components): it has no spanning "
+            "tree; sample a tree of each component separately"
+        )
+
+
+def _warn_weight_span(graph: WeightedGraph) -> None:
+    if graph.m == 0:
+        return
+    import warnings
+
+    lo = np.full(graph.n, np.inf)
+    hi = np.zeros(graph.n)
+    for col in (0, 1):
+        np.minimum.at(lo, graph.edges[:, col], graph.weights)
+        np.maximum.at(hi, graph.edges[:, col], graph.weights)
+    span = np.max(hi / lo)
+    if span > 1e15:
+        warnings.warn(f"edge weights at one vertex span {span:.3g} > 1e15: the lightest "
+                      "edges there cannot be drawn in float64", RuntimeWarning, stacklevel=3)
