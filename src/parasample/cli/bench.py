@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ._common import add_common_options, emit_json, progress_option
 
-DOMAINS = {"dpp": "parasample.bench.dpp"}
+DOMAINS = {"dpp": "parasample.bench.dpp", "trees": "parasample.bench.trees"}
 
 
 def register(sub) -> None:
@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     kwargs = dict(repeats=args.repeats, seed=args.seed, quick=args.quick,
                   cap_seconds=args.cap, progress=progress_option(args))
     if args.blas_threads is not None:
+        if args.domain != "dpp":
+            raise ValueError("--blas-threads is supported by the dpp benchmark only")
         kwargs["blas_threads"] = args.blas_threads
     if args.sizes:
         kwargs["sizes"] = tuple(args.sizes)

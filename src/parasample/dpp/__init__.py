@@ -10,7 +10,8 @@ Samplers are functions returning sorted int64 index arrays:
 - :func:`sample_rejection` — nonsymmetric DPP by rejection from a symmetric proposal;
 - :func:`sample_mcmc` — add–delete / exchange chains with O(k²) updates;
 - :func:`sample_partition` — exact partition-constrained DPP;
-- :func:`map_greedy` — greedy MAP by incremental Cholesky.
+- :func:`map_greedy` — greedy MAP by incremental Cholesky;
+- :class:`SparsifiedKDPPSampler` — repeated approximate k-DPP sampling (domain sparsification).
 """
 
 from .esp import kdpp_inclusion_probabilities
@@ -21,6 +22,7 @@ from .nonsymmetric import NonsymmetricDPP, sample_rejection
 from .partition import partition_inclusion_probabilities, partition_normalizer, sample_partition
 from .sequential import sample_lowrank, sample_sequential
 from .spectral import sample_exact, sample_exact_k
+from .sparsified import SparsifiedKDPPSampler
 
 __all__ = [
     "DPP", "Spectrum", "NonsymmetricDPP",
@@ -28,4 +30,5 @@ __all__ = [
     "sample_sequential", "sample_lowrank", "sample_rejection",
     "sample_mcmc", "map_greedy", "map_greedy_details", "quality_diversity_kernel",
     "sample_partition", "partition_normalizer", "partition_inclusion_probabilities",
+    "SparsifiedKDPPSampler",
 ]

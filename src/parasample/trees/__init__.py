@@ -37,3 +37,9 @@ __all__ = globals().get("__all__", []) + [
     "wilson_trees",
 ]
 # --- end wilson ---
+
+# --- sparsified ---
+from .sparsified import SparsifiedTreeSampler
+
+__all__ = globals().get("__all__", []) + ["SparsifiedTreeSampler"]
+# --- end sparsified ---
