@@ -380,7 +380,6 @@ def test_input_forms_agree():
     rng = np.random.default_rng(9)
     G = nx.MultiGraph(nx.petersen_graph())
     G.add_edge(0, 1)
-    G.add_edge(3, 3)  # self-loop: dropped
     for e in G.edges(keys=True):
         G.edges[e]["c"] = float(rng.integers(1, 5))
     g = as_graph(G, weight="c")

@@ -68,7 +68,7 @@ def law_test(graph, ids, *, alpha=ALPHA):
 def _multigraph():
     G = nx.MultiGraph()
     G.add_weighted_edges_from([(0, 1, 1.0), (0, 1, 3.0), (1, 2, 1.0), (2, 3, 2.0),
-                               (2, 3, 0.5), (3, 0, 1.0), (0, 2, 1.5), (3, 3, 9.0)])
+                               (2, 3, 0.5), (3, 0, 1.0), (0, 2, 1.5)])
     return G
 
 
@@ -156,7 +156,7 @@ def test_exact_law_multigraph(sampler):
     """Parallel edges are distinct edges with their own probabilities."""
     fn, _ = SAMPLERS[sampler]
     g = as_graph(_multigraph(), weight="weight")
-    assert g.m == 7  # the self-loop is dropped
+    assert g.m == 7
     trees, _ = tree_law(g)
     M = 40 * len(trees) if sampler == "numba" else 15 * len(trees)
     ids = fn(g, M, seed=11)
@@ -472,3 +472,12 @@ def test_exact_law_petersen_reference_and_aldous_broder():
     g = as_graph(nx.petersen_graph())
     for fn in (sample_reference, sample_aldous_broder):
         assert law_test(g, fn(g, 20_000, seed=23))[0] > ALPHA
+
+
+def test_self_loops_are_rejected():
+    G = _multigraph()
+    G.add_edge(3, 3, weight=9.0)
+    with pytest.raises(ValueError, match="self-loop"):
+        as_graph(G, weight="weight")
+    with pytest.raises(ValueError, match="self-loop"):
+        random_spanning_tree(np.array([[0, 1], [1, 1], [1, 2]]))

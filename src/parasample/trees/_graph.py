@@ -6,14 +6,17 @@ Accepted inputs:
 - a networkx ``Graph`` or ``MultiGraph`` (``weight``: an edge-attribute name, or ``None`` for
   unit weights — networkx's convention; a missing attribute counts as 1.0). Nodes map to
   ``0..n-1`` in ``G.nodes`` order. A ``DiGraph`` raises ``TypeError``.
-- a scipy sparse adjacency matrix (square, symmetric within 1e-12 relative; stored zeros and
-  the diagonal are ignored; entries are the weights, so ``weight`` must be ``None``).
+- a scipy sparse adjacency matrix (square, symmetric within 1e-12 relative, zero diagonal;
+  stored zeros are ignored; entries are the weights, so ``weight`` must be ``None``).
 - an ``(m, 2)`` integer edge array, with ``weight`` an ``(m,)`` array or ``None`` and
   ``n_nodes`` the vertex count (default: largest index + 1).
 
-Parallel edges are kept as distinct edges (each has its own id and marginal; Laplacians sum
-them). Self-loops are dropped: they are never in a tree and do not change Wilson's law.
-Weights must be finite and > 0; the graph must be connected (checked before any walk).
+Parallel edges (multi-edges) are summed in every quantity of the vertex-pair graph — the
+Laplacian, tree counts, resistances — and the sampler keeps them as distinct edges, so a
+``MultiGraph`` tree says which copy it uses: picking the copy ∝ its weight is exactly the
+summed graph's law. Self-loops are rejected with a ValueError (they are never in a tree),
+and so are non-positive, NaN or infinite weights, an empty graph and a disconnected graph
+(all checked before any walk).
 """
 
 from __future__ import annotations
@@ -85,7 +88,12 @@ class WeightedGraph:
 
 
 def as_graph(G, *, weight=None, n_nodes: Optional[int] = None) -> WeightedGraph:
-    """Validate any accepted input and return a :class:`WeightedGraph` (see module doc)."""
+    """Validate any accepted input and return a :class:`WeightedGraph` (see module doc).
+    A :class:`WeightedGraph` is already validated and is returned as it is."""
+    if isinstance(G, WeightedGraph):
+        if weight is not None or n_nodes is not None:
+            raise ValueError("a prepared WeightedGraph carries its own weights and size")
+        return G
     nodes = keys = source = None
     if _is_networkx(G):
         edges, w, nodes, keys = _from_networkx(G, weight)
@@ -100,12 +108,15 @@ def as_graph(G, *, weight=None, n_nodes: Optional[int] = None) -> WeightedGraph:
     if n == 0:
         raise ValueError("the graph has no vertices")
     _check_weights(edges, w)
-    loops = edges[:, 0] == edges[:, 1]
-    if np.any(loops):
-        keep = ~loops
-        edges, w = edges[keep], w[keep]
-        if keys is not None:
-            keys = [k for k, ok in zip(keys, keep) if ok]
+    loops = np.flatnonzero(edges[:, 0] == edges[:, 1])
+    if loops.size:
+        v = int(edges[loops[0], 0])
+        label = nodes[v] if nodes is not None else v
+        raise ValueError(
+            f"the graph has {loops.size} self-loop(s), e.g. at vertex {label!r}: a self-loop "
+            "is never in a spanning tree; remove them first (networkx: "
+            "G.remove_edges_from(nx.selfloop_edges(G)))"
+        )
     graph = WeightedGraph(n, np.ascontiguousarray(edges, dtype=np.int64),
                           np.ascontiguousarray(w, dtype=np.float64), nodes, keys, source)
     _check_connected(graph)
@@ -125,12 +136,12 @@ def _from_networkx(G, weight):
     nodes = list(G.nodes)
     index = {v: i for i, v in enumerate(nodes)}
     if G.is_multigraph():
-        triples = list(G.edges(keys=True, data=True))
+        triples = list(iter(G.edges(keys=True, data=True)))  # iter: skip the O(m) len()
         keys = [k for _, _, k, _ in triples]
         pairs = [(index[a], index[b]) for a, b, _, _ in triples]
         data = [d for _, _, _, d in triples]
     else:
-        triples = list(G.edges(data=True))
+        triples = list(iter(G.edges(data=True)))  # iter: skip the O(m) len()
         keys = None
         pairs = [(index[a], index[b]) for a, b, _ in triples]
         data = [d for _, _, d in triples]
@@ -155,6 +166,13 @@ def _from_sparse(A):
     scale = abs(A).max() if A.nnz else 0.0
     if A.nnz and abs(A - A.T).max() > 1e-12 * scale:
         raise ValueError("adjacency matrix is not symmetric: an undirected graph is required")
+    loops = np.flatnonzero(A.diagonal())
+    if loops.size:
+        raise ValueError(
+            f"the adjacency matrix has {loops.size} nonzero diagonal entries (self-loops), "
+            f"e.g. at vertex {int(loops[0])}: a self-loop is never in a spanning tree; "
+            "zero the diagonal first (A.setdiag(0))"
+        )
     U = sp.triu(A, k=1).tocoo()
     edges = np.column_stack([U.row, U.col]).astype(np.int64)
     return edges, U.data.astype(np.float64), A.shape[0]

@@ -312,7 +312,7 @@ def random_spanning_tree_edges(G, *, weight=None, rng: RngLike = None,
     """One tree as edge ids, with its cost.
 
     Returns ``SampleResult(sample, cost, info)``: ``sample`` the sorted int64 edge ids
-    (n−1,) into the graph's edge order (networkx ``G.edges`` order with self-loops removed;
+    (n−1,) into the graph's edge order (networkx ``G.edges`` order;
     the upper triangle of a sparse matrix in row-major order; the rows of an edge array);
     ``cost.rounds = cost.evaluations`` = the walk steps (Wilson is sequential); ``info`` has
     ``walk_steps``, ``root`` and the 64-bit ``seed`` of the kernel generator."""
@@ -333,14 +333,12 @@ def _to_output(graph: WeightedGraph, ids: np.ndarray):
     T = nx.MultiGraph() if multi else nx.Graph()
     T.graph.update(G.graph)
     T.add_nodes_from(G.nodes(data=True))
-    nodes = graph.nodes
-    for e in ids.tolist():
-        a, b = nodes[graph.edges[e, 0]], nodes[graph.edges[e, 1]]
-        if multi:
-            k = graph.keys[e]
-            T.add_edge(a, b, key=k)
-            T[a][b][k].update(G[a][b][k])
-        else:
-            T.add_edge(a, b)
-            T[a][b].update(G[a][b])
+    nodes, adj = graph.nodes, G.adj
+    ends = graph.edges[ids].tolist()
+    if multi:
+        keys = graph.keys
+        T.add_edges_from((nodes[u], nodes[v], keys[e], dict(adj[nodes[u]][nodes[v]][keys[e]]))
+                         for (u, v), e in zip(ends, ids.tolist()))
+    else:
+        T.add_edges_from((nodes[u], nodes[v], dict(adj[nodes[u]][nodes[v]])) for u, v in ends)
     return T
