@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import networkx as nx
@@ -12,6 +11,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 import parasample.trees.laplacian as lap
+from parasample.trees.enumerate import spanning_tree_law
 from parasample.trees._graph import as_graph
 from parasample.trees.laplacian import (
     approx_effective_resistances,
@@ -25,28 +25,8 @@ from parasample.trees.laplacian import (
 
 
 def _spanning_trees(graph):
-    """All spanning trees (tuples of edge ids) by enumerating (n−1)-subsets + union-find."""
-    n, edges = graph.n, graph.edges
-    out = []
-    for subset in itertools.combinations(range(graph.m), n - 1):
-        parent = list(range(n))
-
-        def find(x):
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        ok = True
-        for e in subset:
-            a, b = find(int(edges[e, 0])), find(int(edges[e, 1]))
-            if a == b:
-                ok = False
-                break
-            parent[a] = b
-        if ok:
-            out.append(subset)
-    return out
+    """All spanning trees (tuples of edge ids), by enumeration."""
+    return spanning_tree_law(graph)[0]
 
 
 def _grid_log_count(a, b):

@@ -14,12 +14,13 @@ Evidence:
 from __future__ import annotations
 
 import math
-from itertools import combinations, combinations_with_replacement, product
+from itertools import combinations_with_replacement, product
 
 import networkx as nx
 import numpy as np
 import pytest
 
+from parasample.trees.enumerate import spanning_tree_law
 from parasample.trees import SparsifiedTreeSampler, edge_marginals
 from parasample.trees._graph import as_graph
 from parasample.trees.sparsified import max_weight_spanning_tree
@@ -31,32 +32,10 @@ ALPHA = 1e-4
 
 
 # ----------------------------------------------------------------------------- enumeration
-def _is_tree(n, edges):
-    parent = list(range(n))
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = find(int(a)), find(int(b))
-        if ra == rb:
-            return False
-        parent[ra] = rb
-    return True
-
-
 def tree_law(graph):
     """{sorted edge-id tuple: Π w_e / τ_w} over all spanning trees of ``graph``."""
-    n = graph.n
-    law = {}
-    for sub in combinations(range(graph.m), n - 1):
-        if _is_tree(n, graph.edges[list(sub)]):
-            law[sub] = float(np.prod(graph.weights[list(sub)]))
-    Z = sum(law.values())
-    return {T: w / Z for T, w in law.items()}
+    trees, probs = spanning_tree_law(graph)
+    return dict(zip(trees, probs.tolist()))
 
 
 def exact_transition(s, trees, *, ordered=False):

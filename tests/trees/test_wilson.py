@@ -5,7 +5,6 @@ structure, inputs/outputs, errors, pathwise equality, batches, walk cost, power.
 from __future__ import annotations
 
 import zlib
-from itertools import combinations
 
 import networkx as nx
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from parasample.core import SampleResult
+from parasample.trees.enumerate import spanning_tree_law
 from parasample.trees._graph import WeightedGraph, as_graph
 from parasample.trees.aldous_broder import aldous_broder_tree
 from parasample.trees.wilson import (
@@ -48,12 +48,8 @@ def is_spanning_tree(graph: WeightedGraph, ids) -> bool:
 
 
 def tree_law(graph: WeightedGraph) -> tuple[list[tuple[int, ...]], np.ndarray]:
-    """All spanning trees (sorted edge-id tuples) by enumerating (n−1)-subsets with
-    union-find, and their probabilities Π w_e / τ_w."""
-    trees = [T for T in combinations(range(graph.m), graph.n - 1)
-             if is_spanning_tree(graph, np.array(T, dtype=np.int64))]
-    w = np.array([np.prod(graph.weights[list(T)]) for T in trees])
-    probs = w / w.sum()
+    """All spanning trees (sorted edge-id tuples) and their probabilities Π w_e / τ_w."""
+    trees, probs = spanning_tree_law(graph)
     assert abs(probs.sum() - 1) < 1e-12
     return trees, probs
 

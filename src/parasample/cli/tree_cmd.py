@@ -109,7 +109,7 @@ def generate(spec: str, rng: np.random.Generator):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..trees import SparsifiedTreeSampler, count_spanning_trees, random_spanning_tree
+    from ..trees import SparsifiedTreeSampler, count_spanning_trees
     from ..trees._graph import as_graph
     from ..trees.wilson import wilson_tree
 
@@ -193,37 +193,15 @@ def _plot(path: Path, tree: np.ndarray, shape) -> None:
 
 
 # ---------------------------------------------------------------------------- tour
-def _all_trees(graph):
-    """All spanning trees of a small graph (edge-id tuples) by subset enumeration."""
-    out = []
-    for S in itertools.combinations(range(graph.m), graph.n - 1):
-        parent = list(range(graph.n))
-
-        def find(x):
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-        ok = True
-        for e in S:
-            a, b = find(graph.edges[e, 0]), find(graph.edges[e, 1])
-            if a == b:
-                ok = False
-                break
-            parent[a] = b
-        if ok:
-            out.append(S)
-    return out
-
-
 def _law_counts(graph, trees_ids):
-    support = _all_trees(graph)
+    from ..trees.enumerate import spanning_tree_law
+
+    support, probs = spanning_tree_law(graph)
     index = {S: i for i, S in enumerate(support)}
-    probs = np.array([np.prod(graph.weights[list(S)]) for S in support])
     counts = np.zeros(len(support))
     for ids in trees_ids:
         counts[index[tuple(sorted(int(e) for e in ids))]] += 1
-    return counts, probs / probs.sum()
+    return counts, probs
 
 
 def tour_rows(seed: int, progress=None) -> list[dict]:

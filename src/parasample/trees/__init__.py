@@ -1,6 +1,14 @@
-"""Random spanning trees (spec: shared/specs/trees.md)."""
+"""Random spanning trees (spec: shared/specs/trees.md).
 
-# --- laplacian ---
+- :func:`random_spanning_tree` — exact weighted uniform spanning tree (Wilson, numba);
+- :func:`count_spanning_trees`, :func:`effective_resistances`,
+  :func:`approx_effective_resistances`, :func:`edge_marginals` — Kirchhoff quantities;
+- :class:`SparsifiedTreeSampler` — repeated sampling by domain sparsification (TV ≤ ε);
+- :func:`spanning_tree_law` — the exact law of a small graph by enumeration.
+"""
+
+from .aldous_broder import aldous_broder_tree
+from .enumerate import spanning_tree_law
 from .laplacian import (
     approx_effective_resistances,
     count_spanning_trees,
@@ -8,18 +16,7 @@ from .laplacian import (
     effective_resistances,
     transfer_current_matrix,
 )
-
-__all__ = globals().get("__all__", []) + [
-    "approx_effective_resistances",
-    "count_spanning_trees",
-    "edge_marginals",
-    "effective_resistances",
-    "transfer_current_matrix",
-]
-# --- end laplacian ---
-
-# --- wilson ---
-from .aldous_broder import aldous_broder_tree
+from .sparsified import SparsifiedTreeSampler
 from .wilson import (
     random_spanning_tree,
     random_spanning_tree_edges,
@@ -28,18 +25,10 @@ from .wilson import (
     wilson_trees,
 )
 
-__all__ = globals().get("__all__", []) + [
-    "aldous_broder_tree",
-    "random_spanning_tree",
-    "random_spanning_tree_edges",
-    "random_spanning_trees",
-    "wilson_tree",
-    "wilson_trees",
+__all__ = [
+    "random_spanning_tree", "random_spanning_trees", "random_spanning_tree_edges",
+    "wilson_tree", "wilson_trees", "aldous_broder_tree",
+    "count_spanning_trees", "effective_resistances", "approx_effective_resistances",
+    "edge_marginals", "transfer_current_matrix",
+    "SparsifiedTreeSampler", "spanning_tree_law",
 ]
-# --- end wilson ---
-
-# --- sparsified ---
-from .sparsified import SparsifiedTreeSampler
-
-__all__ = globals().get("__all__", []) + ["SparsifiedTreeSampler"]
-# --- end sparsified ---
