@@ -19,6 +19,7 @@ from .kernel import DPP, Spectrum
 from .map import map_greedy, map_greedy_details, quality_diversity_kernel
 from .mcmc import sample_mcmc
 from .nonsymmetric import NonsymmetricDPP, sample_rejection
+from .parallel import sample_parallel_k
 from .partition import partition_inclusion_probabilities, partition_normalizer, sample_partition
 from .sequential import sample_lowrank, sample_sequential
 from .spectral import sample_exact, sample_exact_k
@@ -29,6 +30,7 @@ __all__ = [
     "sample_exact", "sample_exact_k", "kdpp_inclusion_probabilities",
     "sample_sequential", "sample_lowrank", "sample_rejection",
     "sample_mcmc", "map_greedy", "map_greedy_details", "quality_diversity_kernel",
-    "sample_partition", "partition_normalizer", "partition_inclusion_probabilities",
+    "sample_parallel_k", "sample_partition", "partition_normalizer",
+    "partition_inclusion_probabilities",
     "SparsifiedKDPPSampler",
 ]
