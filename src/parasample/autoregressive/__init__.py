@@ -1,0 +1,16 @@
+"""Autoregressive sampling from conditional-marginal oracles: the sequential chain rule and
+parallel sampling via counting (Anari–Gao–Rubinstein), see ``specs/counting.md``."""
+
+from .oracles import (
+    CurieWeissOracle, IsingOracle, MarkovChainOracle, Oracle, ProductOracle, TableOracle,
+)
+from .samplers import (
+    default_coupler, default_window, draw_randomness, gumbel_coupler, sample_parallel,
+    sample_sequential, threshold_coupler,
+)
+
+__all__ = [
+    "Oracle", "TableOracle", "ProductOracle", "IsingOracle", "CurieWeissOracle",
+    "MarkovChainOracle", "threshold_coupler", "gumbel_coupler", "default_coupler",
+    "draw_randomness", "default_window", "sample_sequential", "sample_parallel",
+]

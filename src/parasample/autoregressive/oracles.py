@@ -1,0 +1,307 @@
+"""Exact conditional-marginal oracles on [q]^n (spec ``counting.md`` §2–§3).
+
+An oracle has attributes ``n`` and ``q`` and a batch-first method
+
+    marginals(values int[B, n], mask bool[B, n], targets int[B] | None)
+        -> float64[B, n, q]  (targets None)   or   float64[B, q]
+
+Entry [b, i, a] is P[X_i = a | X_{S_b} = values[b, S_b]] with S_b = {i : mask[b, i]}.
+Contract: rows sum to 1, pinned coordinates are one-hot, a zero-probability pinning gives an
+all-NaN row (never an exception), unpinned ``values`` are never read (they are zeroed before
+any computation), and every row is computed on its own (batch invariance, bit for bit).
+Spins map −1 → 0 and +1 → 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import gammaln
+
+__all__ = [
+    "Oracle", "TableOracle", "ProductOracle", "IsingOracle", "CurieWeissOracle",
+    "MarkovChainOracle",
+]
+
+_MAX_TABLE_SIZE = 2 ** 22
+
+
+class Oracle:
+    """Base class: validates a batch, zeroes unpinned values and evaluates rows one by one.
+
+    Subclasses implement ``_full_row(v, mask) -> float64[n, q]`` or
+    ``_target_row(v, mask, i) -> float64[q]`` (the other defaults to it, so targeted and full
+    answers agree bit for bit).
+    """
+
+    n: int
+    q: int
+
+    def marginals(self, values, mask, targets=None) -> np.ndarray:
+        values = np.asarray(values)
+        mask = np.asarray(mask)
+        n, q = self.n, self.q
+        if values.ndim != 2 or values.shape[1] != n:
+            raise ValueError(f"values must have shape (B, {n}), got {values.shape}")
+        if mask.shape != values.shape:
+            raise ValueError(f"mask must have shape {values.shape}, got {mask.shape}")
+        if mask.dtype != bool:
+            raise TypeError(f"mask must be boolean, got dtype {mask.dtype}")
+        if not np.issubdtype(values.dtype, np.integer):
+            raise TypeError(f"values must be integers, got dtype {values.dtype}")
+        v = np.where(mask, values, 0).astype(np.int64)
+        if v.size and (v.min() < 0 or v.max() >= q):
+            raise ValueError(f"pinned values must lie in 0..{q - 1}")
+        B = v.shape[0]
+        if targets is None:
+            out = np.empty((B, n, q))
+            for b in range(B):
+                out[b] = self._full_row(v[b], mask[b])
+            return out
+        targets = np.asarray(targets)
+        if targets.shape != (B,) or not np.issubdtype(targets.dtype, np.integer):
+            raise ValueError(f"targets must be an integer array of shape ({B},)")
+        if B and (targets.min() < 0 or targets.max() >= n):
+            raise ValueError(f"targets must lie in 0..{n - 1}")
+        out = np.empty((B, q))
+        for b in range(B):
+            out[b] = self._target_row(v[b], mask[b], int(targets[b]))
+        return out
+
+    def _full_row(self, v: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        out = np.empty((self.n, self.q))
+        for i in range(self.n):
+            out[i] = self._target_row(v, mask, i)
+            if np.isnan(out[i, 0]):
+                out[:] = np.nan
+                return out
+        return out
+
+    def _target_row(self, v: np.ndarray, mask: np.ndarray, i: int) -> np.ndarray:
+        return self._full_row(v, mask)[i].copy()
+
+    def _one_hot(self, a: int) -> np.ndarray:
+        e = np.zeros(self.q)
+        e[a] = 1.0
+        return e
+
+
+class TableOracle(Oracle):
+    """μ given as a nonnegative array ``p`` of shape (q,)*n (normalised here)."""
+
+    def __init__(self, p):
+        p = np.asarray(p, dtype=float)
+        if p.ndim < 1 or len(set(p.shape)) != 1:
+            raise ValueError(f"table must have shape (q,)*n, got {p.shape}")
+        if p.size > _MAX_TABLE_SIZE:
+            raise ValueError(f"table too large ({p.size} entries > {_MAX_TABLE_SIZE})")
+        if not np.all(np.isfinite(p)) or np.any(p < 0):
+            raise ValueError("table entries must be finite and nonnegative")
+        total = p.sum()
+        if total <= 0:
+            raise ValueError("table must have a positive sum")
+        self.p = p / total
+        self.p.setflags(write=False)
+        self.n = p.ndim
+        self.q = p.shape[0]
+
+    def _target_row(self, v, mask, i):
+        idx = tuple(int(v[j]) if mask[j] else slice(None) for j in range(self.n))
+        sub = self.p[idx]
+        free = [j for j in range(self.n) if not mask[j]]
+        if mask[i]:
+            if not sub.sum() > 0:
+                return np.full(self.q, np.nan)
+            return self._one_hot(int(v[i]))
+        ax = free.index(i)
+        marg = sub.sum(axis=tuple(a for a in range(len(free)) if a != ax))
+        s = marg.sum()
+        if not s > 0:
+            return np.full(self.q, np.nan)
+        return marg / s
+
+
+class ProductOracle(Oracle):
+    """μ = ∏_i p_i: marginals ignore the pinning (no mismatches, deterministic accounting)."""
+
+    def __init__(self, probs):
+        probs = np.asarray(probs, dtype=float)
+        if probs.ndim != 2 or probs.shape[1] < 2:
+            raise ValueError(f"probs must have shape (n, q) with q >= 2, got {probs.shape}")
+        if not np.all(np.isfinite(probs)) or np.any(probs < 0):
+            raise ValueError("probs must be finite and nonnegative")
+        sums = probs.sum(axis=1, keepdims=True)
+        if np.any(sums <= 0):
+            raise ValueError("every row of probs needs a positive sum")
+        self.probs = probs / sums
+        self.probs.setflags(write=False)
+        self.n, self.q = probs.shape
+
+    def _full_row(self, v, mask):
+        pins = np.flatnonzero(mask)
+        if np.any(self.probs[pins, v[pins]] <= 0):
+            return np.full((self.n, self.q), np.nan)
+        out = self.probs.copy()
+        out[pins] = 0.0
+        out[pins, v[pins]] = 1.0
+        return out
+
+
+def _ising_table(J: np.ndarray, h: np.ndarray, chunk: int = 1 << 14) -> np.ndarray:
+    n = len(h)
+    N = 1 << n
+    bits = (n - 1 - np.arange(n))
+    logw = np.empty(N)
+    for start in range(0, N, chunk):
+        idx = np.arange(start, min(N, start + chunk))
+        X = 2.0 * ((idx[:, None] >> bits) & 1) - 1.0  # C order: axis 0 most significant
+        logw[start:start + len(idx)] = 0.5 * np.einsum("bi,ij,bj->b", X, J, X) + X @ h
+    w = np.exp(logw - logw.max())
+    return (w / w.sum()).reshape((2,) * n)
+
+
+class IsingOracle(Oracle):
+    """μ(x) ∝ exp(½ xᵀJx + hᵀx) on x ∈ {±1}^n (value 0 ↔ −1, 1 ↔ +1), by enumeration.
+
+    General ``J`` (symmetric n×n) and ``h`` (length n), n ≤ 20, via a :class:`TableOracle`.
+    :meth:`curie_weiss` gives the closed-form Curie–Weiss oracle that scales to large n.
+    """
+
+    def __init__(self, J, h=None):
+        J = np.asarray(J, dtype=float)
+        if J.ndim != 2 or J.shape[0] != J.shape[1]:
+            raise ValueError(f"J must be square, got shape {J.shape}")
+        n = J.shape[0]
+        h = np.zeros(n) if h is None else np.broadcast_to(np.asarray(h, dtype=float), (n,)).copy()
+        if not (np.all(np.isfinite(J)) and np.all(np.isfinite(h))):
+            raise ValueError("J and h must be finite")
+        if not np.allclose(J, J.T, atol=1e-12):
+            raise ValueError("J must be symmetric")
+        if n > 20:
+            raise ValueError(f"IsingOracle enumerates 2^n states; n = {n} > 20 is too large")
+        self.J, self.h = J, h
+        self.n, self.q = n, 2
+        self.table = TableOracle(_ising_table(J, h))
+
+    def _target_row(self, v, mask, i):
+        return self.table._target_row(v, mask, i)
+
+    @staticmethod
+    def curie_weiss(n: int, beta: float, h: float = 0.0) -> "CurieWeissOracle":
+        """Curie–Weiss μ ∝ exp(β M²/(2n) + h M), M = Σ x_i, in closed form (any n)."""
+        return CurieWeissOracle(n, beta, h)
+
+
+class CurieWeissOracle(Oracle):
+    """Curie–Weiss closed form (spec §3 item 2): free spins are exchangeable, cost O(m)."""
+
+    def __init__(self, n: int, beta: float, h: float = 0.0):
+        if int(n) != n or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n}")
+        if not (np.isfinite(beta) and np.isfinite(h)):
+            raise ValueError("beta and h must be finite")
+        self.n, self.q = int(n), 2
+        self.beta, self.h = float(beta), float(h)
+
+    def ising_couplings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(J, h) of the equivalent :class:`IsingOracle` (J = β/n · 11ᵀ)."""
+        return np.full((self.n, self.n), self.beta / self.n), np.full(self.n, self.h)
+
+    def _full_row(self, v, mask):
+        n = self.n
+        m = n - int(mask.sum())
+        s = float(np.sum(2 * v[mask] - 1))
+        out = np.zeros((n, 2))
+        out[mask, v[mask]] = 1.0
+        if m == 0:
+            return out
+        k = np.arange(m + 1, dtype=float)
+        M = s + 2.0 * k - m
+        ell = (gammaln(m + 1.0) - gammaln(k + 1.0) - gammaln(m - k + 1.0)
+               + self.beta * M * M / (2.0 * n) + self.h * M)
+        w = np.exp(ell - ell.max())
+        p1 = float(np.dot(k / m, w) / w.sum())
+        out[~mask, 0] = 1.0 - p1
+        out[~mask, 1] = p1
+        return out
+
+
+class MarkovChainOracle(Oracle):
+    """X_0 ~ ``init``, X_{t+1} | X_t ~ P_t (spec §3 item 4).
+
+    ``transitions`` is one (q, q) stochastic matrix (homogeneous) or an array (n−1, q, q);
+    ``n`` is required for a homogeneous chain. Rows are computed by a renormalised
+    forward–backward pass over the pins (equivalent to the nearest-pin formula); a zero
+    normaliser, i.e. a zero-probability pinning, gives an all-NaN row.
+    """
+
+    def __init__(self, init, transitions, n: int | None = None):
+        init = np.asarray(init, dtype=float)
+        P = np.asarray(transitions, dtype=float)
+        if init.ndim != 1 or init.size < 2:
+            raise ValueError("init must be a probability vector of length q >= 2")
+        q = init.size
+        if P.ndim == 2:
+            if n is None:
+                raise ValueError("n is required for a homogeneous chain")
+            P = np.broadcast_to(P, (max(int(n) - 1, 0), q, q))
+        elif P.ndim == 3:
+            if n is not None and n != P.shape[0] + 1:
+                raise ValueError(f"n = {n} disagrees with {P.shape[0]} transition matrices")
+            n = P.shape[0] + 1
+        else:
+            raise ValueError("transitions must have shape (q, q) or (n-1, q, q)")
+        if P.shape[1:] != (q, q):
+            raise ValueError(f"transition matrices must be {q}x{q}, got {P.shape[1:]}")
+        for arr, name in ((init, "init"), (P, "transitions")):
+            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+                raise ValueError(f"{name} must be finite and nonnegative")
+        if abs(init.sum() - 1) > 1e-9 or np.any(np.abs(P.sum(axis=-1) - 1) > 1e-9):
+            raise ValueError("init and every row of the transitions must sum to 1")
+        self.init = init
+        self.P = np.array(P)
+        self.n, self.q = int(n), q
+
+    def _full_row(self, v, mask):
+        n, q = self.n, self.q
+        nan = np.full((n, q), np.nan)
+        ev = np.ones((n, q))
+        pins = np.flatnonzero(mask)
+        ev[pins] = 0.0
+        ev[pins, v[pins]] = 1.0
+        alpha = np.empty((n, q))
+        a = self.init * ev[0]
+        for t in range(n):
+            if t > 0:
+                a = (a @ self.P[t - 1]) * ev[t]
+            s = a.sum()
+            if not s > 0:
+                return nan
+            a = a / s
+            alpha[t] = a
+        out = np.empty((n, q))
+        b = np.ones(q)
+        for t in range(n - 1, -1, -1):
+            if t < n - 1:
+                b = self.P[t] @ (b * ev[t + 1])
+                mx = b.max()
+                if not mx > 0:
+                    return nan
+                b = b / mx
+            if mask[t]:
+                out[t] = self._one_hot(int(v[t]))
+            else:
+                m = alpha[t] * b
+                s = m.sum()
+                if not s > 0:
+                    return nan
+                out[t] = m / s
+        return out
+
+    def table(self) -> np.ndarray:
+        """The full joint as an array of shape (q,)*n (small n only)."""
+        if self.q ** self.n > _MAX_TABLE_SIZE:
+            raise ValueError("chain too large to tabulate")
+        p = self.init.copy()
+        for t in range(self.n - 1):
+            p = p[..., :, None] * self.P[t]
+        return p
