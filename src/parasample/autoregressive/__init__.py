@@ -1,6 +1,7 @@
 """Autoregressive sampling from conditional-marginal oracles: the sequential chain rule and
 parallel sampling via counting (Anari–Gao–Rubinstein), see ``specs/counting.md``."""
 
+from .digits import DigitsOracle, load_digits_model
 from .oracles import (
     CurieWeissOracle, IsingOracle, MarkovChainOracle, Oracle, ProductOracle, TableOracle,
 )
@@ -13,4 +14,5 @@ __all__ = [
     "Oracle", "TableOracle", "ProductOracle", "IsingOracle", "CurieWeissOracle",
     "MarkovChainOracle", "threshold_coupler", "gumbel_coupler", "default_coupler",
     "draw_randomness", "default_window", "sample_sequential", "sample_parallel",
+    "DigitsOracle", "load_digits_model",
 ]
