@@ -2,6 +2,7 @@
 parallel sampling via counting (Anari–Gao–Rubinstein), see ``specs/counting.md``."""
 
 from .digits import DigitsOracle, load_digits_model
+from .dpp_oracle import DPPOracle
 from .oracles import (
     CurieWeissOracle, IsingOracle, MarkovChainOracle, Oracle, ProductOracle, TableOracle,
 )
@@ -14,5 +15,5 @@ __all__ = [
     "Oracle", "TableOracle", "ProductOracle", "IsingOracle", "CurieWeissOracle",
     "MarkovChainOracle", "threshold_coupler", "gumbel_coupler", "default_coupler",
     "draw_randomness", "default_window", "sample_sequential", "sample_parallel",
-    "DigitsOracle", "load_digits_model",
+    "DigitsOracle", "load_digits_model", "DPPOracle",
 ]

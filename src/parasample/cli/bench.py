@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ._common import add_common_options, emit_json, progress_option
 
-DOMAINS = {"dpp": "parasample.bench.dpp", "trees": "parasample.bench.trees"}
+DOMAINS = {"dpp": "parasample.bench.dpp", "trees": "parasample.bench.trees",
+           "ar": "parasample.bench.counting"}
 
 
 def register(sub) -> None:
@@ -22,6 +23,7 @@ def register(sub) -> None:
                    help="seconds after which a slow baseline is cut (ratio lower bound)")
     p.add_argument("--blas-threads", type=int, default=None,
                    help="limit BLAS threads during the run (steadier timings on a busy machine)")
+    p.add_argument("--plot", type=Path, help="ar: log-log PNG of rounds vs n")
     p.add_argument("--output", type=Path, help="also write the JSON report here")
     add_common_options(p)
     p.set_defaults(func=run)
@@ -37,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
         kwargs["blas_threads"] = args.blas_threads
     if args.sizes:
         kwargs["sizes"] = tuple(args.sizes)
+    if args.plot is not None:
+        if args.domain != "ar":
+            raise ValueError("--plot is supported by the ar benchmark only")
+        kwargs["plot"] = str(args.plot)
     report = module.run(**kwargs)
     if args.output:
         args.output.write_text(json.dumps(
