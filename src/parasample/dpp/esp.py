@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "log_esp_table", "log_esp", "select_eigenvectors", "log_leave_one_out_esp",
     "kdpp_inclusion_probabilities", "KdppSplit", "split_kdpp_spectrum", "cached_log_esp_table",
+    "kdpp_phase_one",
 ]
 
 _NEG_INF = -np.inf
@@ -195,3 +196,13 @@ def kdpp_inclusion_probabilities(dpp: "DPP", k: int) -> np.ndarray:
         loo = log_leave_one_out_esp(sp.log_lam, sp.k_free - 1)
         w[sp.free] = np.exp(np.minimum(sp.log_lam + loo - log_ek, 0.0))
     return np.clip((s.V * s.V) @ w, 0.0, 1.0)
+
+
+def kdpp_phase_one(dpp: "DPP", k: int, gen: np.random.Generator) -> np.ndarray:
+    """Phase 1 of the k-DPP samplers: the sorted eigenvector indices J (|J| = k), the
+    projection part forced and the rest selected with ESP odds from ``gen.random(r_free)``.
+    Validates k (ValueError when it exceeds the rank). O(r) after the cached table."""
+    sp = split_kdpp_spectrum(dpp, k)
+    E = cached_log_esp_table(dpp, sp.log_lam, sp.k_free)
+    sel = select_eigenvectors(E, sp.log_lam, sp.k_free, gen.random(sp.free.size))
+    return np.sort(np.concatenate((sp.forced, sp.free[sel])))

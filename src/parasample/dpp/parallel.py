@@ -49,7 +49,7 @@ from ..core.errors import NumericalError
 from ..core.result import SampleResult
 from ..core.rng import RngLike, as_generator
 from ._draw import _clamp_to_positive
-from .esp import cached_log_esp_table, select_eigenvectors, split_kdpp_spectrum
+from .esp import kdpp_phase_one
 
 if TYPE_CHECKING:
     from .kernel import DPP
@@ -77,12 +77,9 @@ def sample_parallel_k(dpp: "DPP", k: int, *, rng: RngLike = None, window: int | 
         window = int(window)
     if not 0.0 < delta < 1.0:
         raise ValueError(f"delta must lie in (0, 1), got {delta!r}")
-    sp = split_kdpp_spectrum(dpp, k)
     gen = as_generator(rng)
+    J = kdpp_phase_one(dpp, k, gen)
     s = dpp.spectrum
-    E = cached_log_esp_table(dpp, sp.log_lam, sp.k_free)
-    sel = select_eigenvectors(E, sp.log_lam, sp.k_free, gen.random(sp.free.size))
-    J = np.sort(np.concatenate((sp.forced, sp.free[sel])))
     if J.size == 0:
         return SampleResult(np.zeros(0, dtype=np.int64), Cost(0, 0),
                             {"window_per_round": [], "accepted_per_round": [],

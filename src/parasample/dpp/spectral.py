@@ -31,7 +31,7 @@ import numpy as np
 from ..core.errors import NumericalError
 from ..core.rng import RngLike, as_generator
 from ._draw import draw_index
-from .esp import cached_log_esp_table, select_eigenvectors, split_kdpp_spectrum
+from .esp import kdpp_phase_one
 
 if TYPE_CHECKING:
     from .kernel import DPP
@@ -60,12 +60,9 @@ def sample_exact_k(dpp: "DPP", k: int, *, rng: RngLike = None) -> np.ndarray:
     smaller than the number of eigenvalues of K equal to 1. O(r + n k²) per sample after
     the cached O(rk) ESP table.
     """
-    sp = split_kdpp_spectrum(dpp, k)
     gen = as_generator(rng)
+    J = kdpp_phase_one(dpp, k, gen)
     s = dpp.spectrum
-    E = cached_log_esp_table(dpp, sp.log_lam, sp.k_free)
-    sel = select_eigenvectors(E, sp.log_lam, sp.k_free, gen.random(sp.free.size))
-    J = np.sort(np.concatenate((sp.forced, sp.free[sel])))
     return _sample_projection(s.V, J, gen.random(J.size))
 
 
