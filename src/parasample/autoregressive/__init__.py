@@ -1,8 +1,10 @@
 """Autoregressive sampling from conditional-marginal oracles: the sequential chain rule and
 parallel sampling via counting (Anari–Gao–Rubinstein), see ``specs/counting.md``."""
 
+from .counting_form import LogCountOracle
 from .digits import DigitsOracle, load_digits_model
 from .dpp_oracle import DPPOracle
+from .hf import MaskedLMOracle  # torch is imported only when an oracle is built (extra "hf")
 from .oracles import (
     CurieWeissOracle, IsingOracle, MarkovChainOracle, Oracle, ProductOracle, TableOracle,
 )
@@ -15,5 +17,5 @@ __all__ = [
     "Oracle", "TableOracle", "ProductOracle", "IsingOracle", "CurieWeissOracle",
     "MarkovChainOracle", "threshold_coupler", "gumbel_coupler", "default_coupler",
     "draw_randomness", "default_window", "sample_sequential", "sample_parallel",
-    "DigitsOracle", "load_digits_model", "DPPOracle",
+    "DigitsOracle", "load_digits_model", "DPPOracle", "LogCountOracle", "MaskedLMOracle",
 ]
