@@ -12,11 +12,13 @@ from ..core.errors import require as _require
 _require("torch", "torch")
 
 from .asd import sample_asd  # noqa: E402
+from .diffusers_adapter import DynamicThreshold, from_diffusers, pipeline_sample  # noqa: E402
 from .gmm import (  # noqa: E402
     GaussianMixtureDenoiser, PointMassDenoiser, SingleGaussianDenoiser, ring_gmm,
     single_gaussian_law,
 )
 from .model import PREDICTIONS, Denoiser  # noqa: E402
+from .multi_device import ReplicatedModel  # noqa: E402
 from .noise import NoiseBank  # noqa: E402
 from .picard import sample_picard  # noqa: E402
 from .schedules import Schedule, TimeGrid, spaced_timesteps  # noqa: E402
@@ -26,7 +28,7 @@ from .steps import DDIMStep, DDPMStep, Step  # noqa: E402
 __all__ = [
     "Schedule", "TimeGrid", "spaced_timesteps", "Denoiser", "PREDICTIONS", "DDPMStep",
     "DDIMStep", "Step", "NoiseBank", "sample_sequential", "sample_picard",
-    "sample_asd",
+    "sample_asd", "from_diffusers", "pipeline_sample", "DynamicThreshold", "ReplicatedModel",
     "GaussianMixtureDenoiser", "SingleGaussianDenoiser", "PointMassDenoiser", "ring_gmm",
     "single_gaussian_law",
 ]
