@@ -100,12 +100,12 @@ def test_dpp_command_rejects_bad_kernel(tmp_path, capsys):
 def test_tour_prints_one_table_and_all_checks_pass(capsys):
     assert main(["tour", "--seed", "1", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
-    assert {r["domain"] for r in rows} == {"dpp", "trees", "autoregressive"}
-    assert len(rows) >= 14
+    assert {r["domain"] for r in rows} == {"dpp", "trees", "autoregressive", "diffusion"}
+    assert len(rows) >= 16
     checks = [r["exactness check"] for r in rows]
     assert not any(c.startswith("FAIL") for c in checks), rows
     assert sum(c.startswith("pass: chi²") for c in checks) >= 9, rows
-    assert sum(c.startswith("pass") for c in checks) >= 13, rows
+    assert sum(c.startswith("pass") for c in checks) >= 15, rows
 
 
 def test_readme_quickstart_runs():

@@ -10,14 +10,15 @@ from pathlib import Path
 from ._common import add_common_options, emit_json, progress_option
 
 DOMAINS = {"dpp": "parasample.bench.dpp", "trees": "parasample.bench.trees",
-           "ar": "parasample.bench.counting"}
+           "ar": "parasample.bench.counting", "diffusion": "parasample.bench.diffusion"}
 
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks against baselines (ratios, same run)")
     p.add_argument("domain", choices=sorted(DOMAINS))
     p.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
-    p.add_argument("--sizes", type=int, nargs="+", help="problem sizes (domain-specific)")
+    p.add_argument("--sizes", type=int, nargs="+",
+                   help="problem sizes (domain-specific; diffusion: step counts)")
     p.add_argument("--repeats", type=int, default=5, help="repetitions per task (median)")
     p.add_argument("--cap", type=float, default=120.0,
                    help="seconds after which a slow baseline is cut (ratio lower bound)")

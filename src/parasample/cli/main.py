@@ -13,7 +13,7 @@ from typing import Sequence
 
 from .. import __version__
 
-COMMANDS = ("tour", "bench", "dpp_cmd", "tree_cmd", "ar_cmd")
+COMMANDS = ("tour", "bench", "dpp_cmd", "tree_cmd", "ar_cmd", "diffusion_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,8 @@ import time
 
 from ._common import add_common_options, emit_json, format_table, progress_option
 
-TOUR_DOMAINS = ("parasample.cli.dpp_cmd", "parasample.cli.tree_cmd", "parasample.cli.ar_cmd")
+TOUR_DOMAINS = ("parasample.cli.dpp_cmd", "parasample.cli.tree_cmd", "parasample.cli.ar_cmd",
+                "parasample.cli.diffusion_cmd")
 COLUMNS = ("domain", "method", "example", "seq. rounds", "par. rounds", "speed-up",
            "exactness check", "time (s)")
 
