@@ -34,13 +34,7 @@ VOCAB = {t: i for i, t in enumerate(SPECIAL + WORDS)}  # ids 0..19; the model ha
 CLS, SEP, MASK = VOCAB["[CLS]"], VOCAB["[SEP]"], VOCAB["[MASK]"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # A tiny model on a small, shared CPU: two spinning intra-op threads can be ~100x slower.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _bert(seed: int = 0, init: float = 0.3):

@@ -23,7 +23,6 @@ from parasample.diffusion.asd import (
 )
 from parasample.diffusion.metrics import energy_distance, permutation_test
 
-torch.set_num_threads(1)
 
 SCH = D.Schedule.linear()
 

@@ -36,15 +36,6 @@ SHAPE = (3, 16, 16)
 B = 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Two-core CI: intra-op threads oversubscribe badly under parallel load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _unet(out_channels: int = 3) -> UNet2DModel:
     torch.manual_seed(0)
     return UNet2DModel(

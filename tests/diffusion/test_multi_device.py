@@ -19,14 +19,6 @@ from parasample.diffusion import (
 from parasample.diffusion.multi_device import ReplicatedModel
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class TinyEps(torch.nn.Module):
     """A row-wise MLP ε-model with a timestep embedding (rows never interact)."""
 

@@ -33,39 +33,11 @@ from typing import Callable
 import numpy as np
 
 from ..core.errors import NumericalError
-from .oracles import _MAX_TABLE_SIZE, Oracle
+from .oracles import _MAX_TABLE_SIZE, Oracle, check_batch
 
 __all__ = ["LogCountOracle", "table_log_count"]
 
 LogCount = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def _check_batch(oracle: Oracle, values, mask, targets):
-    """Validate a ``marginals`` batch as :meth:`Oracle.marginals` does; return (v, mask, t)
-    with unpinned values zeroed (int64) and targets as int64 (or None)."""
-    values = np.asarray(values)
-    mask = np.asarray(mask)
-    n, q = oracle.n, oracle.q
-    if values.ndim != 2 or values.shape[1] != n:
-        raise ValueError(f"values must have shape (B, {n}), got {values.shape}")
-    if mask.shape != values.shape:
-        raise ValueError(f"mask must have shape {values.shape}, got {mask.shape}")
-    if mask.dtype != bool:
-        raise TypeError(f"mask must be boolean, got dtype {mask.dtype}")
-    if not np.issubdtype(values.dtype, np.integer):
-        raise TypeError(f"values must be integers, got dtype {values.dtype}")
-    v = np.where(mask, values, 0).astype(np.int64)
-    if v.size and (v.min() < 0 or v.max() >= q):
-        raise ValueError(f"pinned values must lie in 0..{q - 1}")
-    B = v.shape[0]
-    if targets is None:
-        return v, mask, None
-    targets = np.asarray(targets)
-    if targets.shape != (B,) or not np.issubdtype(targets.dtype, np.integer):
-        raise ValueError(f"targets must be an integer array of shape ({B},)")
-    if B and (targets.min() < 0 or targets.max() >= n):
-        raise ValueError(f"targets must lie in 0..{n - 1}")
-    return v, mask, targets.astype(np.int64)
 
 
 def _softmax_rows(logw: np.ndarray) -> np.ndarray:
@@ -146,7 +118,7 @@ class LogCountOracle(Oracle):
         return out
 
     def marginals(self, values, mask, targets=None) -> np.ndarray:
-        v, mask, targets = _check_batch(self, values, mask, targets)
+        v, mask, targets = check_batch(self, values, mask, targets)
         n, q = self.n, self.q
         B = v.shape[0]
         if B == 0:

@@ -42,8 +42,8 @@ from typing import Sequence
 import numpy as np
 
 from ..core.errors import NumericalError, require
-from .counting_form import _check_batch, _softmax_rows
-from .oracles import Oracle
+from .counting_form import _softmax_rows
+from .oracles import Oracle, check_batch
 
 __all__ = ["MaskedLMOracle"]
 
@@ -246,7 +246,7 @@ class MaskedLMOracle(Oracle):
         return np.concatenate([self._forward(ids[s:s + step]) for s in range(0, B, step)])
 
     def marginals(self, values, mask, targets=None) -> np.ndarray:
-        v, mask, targets = _check_batch(self, values, mask, targets)
+        v, mask, targets = check_batch(self, values, mask, targets)
         B, n, q = v.shape[0], self.n, self.q
         logit = self.logits(v, mask)
         if np.isnan(logit).any() or np.any(logit == np.inf):

@@ -25,6 +25,34 @@ __all__ = [
 _MAX_TABLE_SIZE = 2 ** 22
 
 
+def check_batch(oracle, values, mask, targets):
+    """Validate a ``marginals`` batch for ``oracle`` (with ``n`` and ``q``); return
+    (values int64 with unpinned entries zeroed, mask, targets int64 or None)."""
+    values = np.asarray(values)
+    mask = np.asarray(mask)
+    n, q = oracle.n, oracle.q
+    if values.ndim != 2 or values.shape[1] != n:
+        raise ValueError(f"values must have shape (B, {n}), got {values.shape}")
+    if mask.shape != values.shape:
+        raise ValueError(f"mask must have shape {values.shape}, got {mask.shape}")
+    if mask.dtype != bool:
+        raise TypeError(f"mask must be boolean, got dtype {mask.dtype}")
+    if not np.issubdtype(values.dtype, np.integer):
+        raise TypeError(f"values must be integers, got dtype {values.dtype}")
+    v = np.where(mask, values, 0).astype(np.int64)
+    if v.size and (v.min() < 0 or v.max() >= q):
+        raise ValueError(f"pinned values must lie in 0..{q - 1}")
+    if targets is None:
+        return v, mask, None
+    B = v.shape[0]
+    targets = np.asarray(targets)
+    if targets.shape != (B,) or not np.issubdtype(targets.dtype, np.integer):
+        raise ValueError(f"targets must be an integer array of shape ({B},)")
+    if B and (targets.min() < 0 or targets.max() >= n):
+        raise ValueError(f"targets must lie in 0..{n - 1}")
+    return v, mask, targets.astype(np.int64)
+
+
 class Oracle:
     """Base class: validates a batch, zeroes unpinned values and evaluates rows one by one.
 
@@ -37,31 +65,13 @@ class Oracle:
     q: int
 
     def marginals(self, values, mask, targets=None) -> np.ndarray:
-        values = np.asarray(values)
-        mask = np.asarray(mask)
-        n, q = self.n, self.q
-        if values.ndim != 2 or values.shape[1] != n:
-            raise ValueError(f"values must have shape (B, {n}), got {values.shape}")
-        if mask.shape != values.shape:
-            raise ValueError(f"mask must have shape {values.shape}, got {mask.shape}")
-        if mask.dtype != bool:
-            raise TypeError(f"mask must be boolean, got dtype {mask.dtype}")
-        if not np.issubdtype(values.dtype, np.integer):
-            raise TypeError(f"values must be integers, got dtype {values.dtype}")
-        v = np.where(mask, values, 0).astype(np.int64)
-        if v.size and (v.min() < 0 or v.max() >= q):
-            raise ValueError(f"pinned values must lie in 0..{q - 1}")
-        B = v.shape[0]
+        v, mask, targets = check_batch(self, values, mask, targets)
+        B, n, q = v.shape[0], self.n, self.q
         if targets is None:
             out = np.empty((B, n, q))
             for b in range(B):
                 out[b] = self._full_row(v[b], mask[b])
             return out
-        targets = np.asarray(targets)
-        if targets.shape != (B,) or not np.issubdtype(targets.dtype, np.integer):
-            raise ValueError(f"targets must be an integer array of shape ({B},)")
-        if B and (targets.min() < 0 or targets.max() >= n):
-            raise ValueError(f"targets must lie in 0..{n - 1}")
         out = np.empty((B, q))
         for b in range(B):
             out[b] = self._target_row(v[b], mask[b], int(targets[b]))

@@ -69,7 +69,7 @@ import torch
 from ..core import SampleResult
 from ..core.errors import require
 from ..core.rng import RngLike
-from .model import Denoiser
+from .model import Denoiser, as_output_tensor
 from .schedules import Schedule, TimeGrid
 from .steps import DDIMStep, DDPMStep, Step
 
@@ -123,21 +123,6 @@ def _model_channels(unet):
         return None, None
     get = cfg.get if hasattr(cfg, "get") else (lambda k, d=None: getattr(cfg, k, d))
     return get("in_channels", None), get("out_channels", None)
-
-
-def _as_output_tensor(out) -> torch.Tensor:
-    """The tensor of a model output: a Tensor, ``.sample``, a tuple's first element or
-    ``out["sample"]``."""
-    if isinstance(out, torch.Tensor):
-        return out
-    sample = getattr(out, "sample", None)
-    if isinstance(sample, torch.Tensor):
-        return sample
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    if isinstance(out, dict) and isinstance(out.get("sample"), torch.Tensor):
-        return out["sample"]
-    raise TypeError(f"cannot read a tensor from the model output of type {type(out).__name__}")
 
 
 class DynamicThreshold:
@@ -249,7 +234,7 @@ class DiffusersModelFn:
                 tin = torch.cat([tin, tin])
                 c = torch.cat([u, c])
             kwargs["encoder_hidden_states"] = c
-        out = _as_output_tensor(self.unet(xin, tin, **kwargs))
+        out = as_output_tensor(self.unet(xin, tin, **kwargs))
         self.unet_calls += 1
         self.unet_rows += int(xin.shape[0])
         ch = x.shape[1]
@@ -487,6 +472,6 @@ def pipeline_sample(pipe, prompt: Union[str, Sequence[str]], *, sampler: str = "
     if shift is not None:
         z = z + float(shift)
     with torch.inference_mode():
-        image = _as_output_tensor(vae.decode(z.to(device=vdevice, dtype=vdtype)))
+        image = as_output_tensor(vae.decode(z.to(device=vdevice, dtype=vdtype)))
     image = (image.float() / 2 + 0.5).clamp(0, 1)
     return SampleResult(image, res.cost, info)

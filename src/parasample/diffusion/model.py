@@ -32,11 +32,26 @@ import torch
 
 from .schedules import Schedule
 
-__all__ = ["Denoiser", "PREDICTIONS", "resolve_run", "rows_view"]
+__all__ = ["Denoiser", "PREDICTIONS", "resolve_run", "rows_view", "as_output_tensor"]
 
 PREDICTIONS = ("epsilon", "x0", "v")
 
 ClipLike = Union[None, float, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
+
+
+def as_output_tensor(out) -> torch.Tensor:
+    """The tensor of a model output: a Tensor, ``.sample``, a tuple's first element or
+    ``out["sample"]``."""
+    if isinstance(out, torch.Tensor):
+        return out
+    sample = getattr(out, "sample", None)
+    if isinstance(sample, torch.Tensor):
+        return sample
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    if isinstance(out, dict) and isinstance(out.get("sample"), torch.Tensor):
+        return out["sample"]
+    raise TypeError(f"cannot read a tensor from the model output of type {type(out).__name__}")
 
 
 def _module_dtype_device(fn):

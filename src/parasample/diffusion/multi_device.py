@@ -35,25 +35,13 @@ from typing import Any, Callable, List, Sequence, Union
 
 import torch
 
+from .model import as_output_tensor
+
 __all__ = ["ReplicatedModel", "MIN_SPLIT_ROWS"]
 
 MIN_SPLIT_ROWS = 4
 
 DeviceLike = Union[str, torch.device, int]
-
-
-def _output_tensor(out) -> torch.Tensor:
-    if isinstance(out, torch.Tensor):
-        return out
-    sample = getattr(out, "sample", None)
-    if isinstance(sample, torch.Tensor):
-        return sample
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    if isinstance(out, dict) and isinstance(out.get("sample"), torch.Tensor):
-        return out["sample"]
-    raise TypeError(f"a replica returned {type(out).__name__}; expected a tensor (or an object "
-                    "with .sample, or a tuple whose first element is a tensor)")
 
 
 def _to(v, device: torch.device):
@@ -166,13 +154,13 @@ class ReplicatedModel:
             if stream is None:
                 a = tuple(_to(v, dev) for v in args)
                 kw = {k: _to(v, dev) for k, v in kwargs.items()}
-                return _output_tensor(self.replicas[g](*a, **kw)).to(self.devices[0])
+                return as_output_tensor(self.replicas[g](*a, **kw)).to(self.devices[0])
             for s in src_streams.values():       # inputs were produced on the caller's streams
                 stream.wait_stream(s)
             with torch.cuda.device(dev), torch.cuda.stream(stream):
                 a = tuple(_to(v, dev) for v in args)
                 kw = {k: _to(v, dev) for k, v in kwargs.items()}
-                out = _output_tensor(self.replicas[g](*a, **kw)).to(self.devices[0])
+                out = as_output_tensor(self.replicas[g](*a, **kw)).to(self.devices[0])
             stream.synchronize()                 # out is complete before another stream reads it
             return out
 
