@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import add_common_options, emit_json
+from ._common import add_common_options, emit_json, progress_option
 
 MODELS = ("gmm", "digits")
 METHODS = ("picard", "asd", "sequential")
@@ -71,7 +71,8 @@ def build(model_name: str, sampler: str, steps: int, spacing: str, eta: float):
 def _run_method(args, model, step, shape):
     from .. import diffusion as D
 
-    kw = {"shape": shape, "batch": args.samples, "rng": args.seed}
+    kw = {"shape": shape, "batch": args.samples, "rng": args.seed,
+          "progress": progress_option(args)}
     if args.method == "picard":
         return D.sample_picard(model, step, window=args.window, tol=args.tol, **kw)
     if args.method == "asd":

@@ -62,6 +62,7 @@ import numpy as np
 import torch
 
 from ..core import CountingOracle, SampleResult
+from ..core.progress import ProgressLike, progress_reporter
 from ..core.rng import RngLike
 from .model import Denoiser
 from .noise import NoiseBank
@@ -177,7 +178,8 @@ def sample_asd(model: Denoiser, step: Step, *, shape: Union[int, Sequence[int]],
                batch: int = 1, rng: RngLike = None, k: int = 16, adaptive: bool = False,
                k_min: int = 2, k_max: int = 64, noise: Optional[NoiseBank] = None,
                dtype: Optional[torch.dtype] = None,
-               device: Union[None, str, torch.device] = None) -> SampleResult:
+               device: Union[None, str, torch.device] = None,
+               progress: ProgressLike = None) -> SampleResult:
     """Exact parallel DDPM sampling by autospeculative decoding (module docstring, §4).
 
     ``step`` must be a ``DDPMStep`` with ``variance="fixed_small"``. ``k`` ≥ 1 is the draft
@@ -198,13 +200,15 @@ def sample_asd(model: Denoiser, step: Step, *, shape: Union[int, Sequence[int]],
     ``mean_advance`` (steps advanced per such round), ``n_rejections``.
     """
     return _sample_asd(model, step, shape=shape, batch=batch, rng=rng, k=k, adaptive=adaptive,
-                       k_min=k_min, k_max=k_max, noise=noise, dtype=dtype, device=device)
+                       k_min=k_min, k_max=k_max, noise=noise, dtype=dtype, device=device,
+                       progress=progress)
 
 
 def _sample_asd(model: Denoiser, step: Step, *, shape, batch: int = 1, rng: RngLike = None,
                 k: int = 16, adaptive: bool = False, k_min: int = 2, k_max: int = 64,
                 noise: Optional[NoiseBank] = None, dtype=None, device=None,
-                drift: str = "stale", verify: bool = True) -> SampleResult:
+                drift: str = "stale", verify: bool = True,
+                progress: ProgressLike = None) -> SampleResult:
     """:func:`sample_asd` with testing hooks (not public API).
 
     ``drift``: ``"stale"`` (§4.2: m̂ = the latest evaluation) or ``"zero"`` (the useless
@@ -264,8 +268,10 @@ def _sample_asd(model: Denoiser, step: Step, *, shape, batch: int = 1, rng: RngL
         neg = np.full(B, -1, dtype=np.int64)
         record(neg.copy(), neg.copy(), neg.copy(), np.ones(B, dtype=np.int64))
 
+        report = progress_reporter(progress)
         while True:
             done = (pos == S - 1) & known if terminal else (pos == S)
+            report(int(pos.min()), S, f"ASD round {int(rounds_chain.max())}")
             act = np.flatnonzero(~done)
             if act.size == 0:
                 break
@@ -368,6 +374,7 @@ def _sample_asd(model: Denoiser, step: Step, *, shape, batch: int = 1, rng: RngL
             sample = step.advance(S - 1, x, dcur, None)
         check_finite(sample, "sample_asd")
 
+    report(S, S, "ASD")
     cost = counted.cost
     k_arr, kk_arr = np.stack(rec_k), np.stack(rec_kk)
     acc_arr, rows_arr = np.stack(rec_acc), np.stack(rec_rows)

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from ..core import CountingOracle, SampleResult
+from ..core.progress import ProgressLike, progress_reporter
 from ..core.rng import RngLike
 from .model import Denoiser
 from .noise import NoiseBank
@@ -55,7 +56,8 @@ VAR_FLOOR = 1e-20
 def sample_picard(model: Denoiser, step: Step, *, shape: Union[int, Sequence[int]],
                   batch: int = 1, rng: RngLike = None, window: int = 32, tol: float = 0.1,
                   noise: Optional[NoiseBank] = None, dtype: Optional[torch.dtype] = None,
-                  device: Union[None, str, torch.device] = None) -> SampleResult:
+                  device: Union[None, str, torch.device] = None,
+                  progress: ProgressLike = None) -> SampleResult:
     """Parallel-in-time sampling of ``step``'s chain by windowed Picard iteration.
 
     ``window`` p ≥ 1 (clamped to S), ``tol`` ≥ 0 (RMS change relative to the next step's
@@ -85,6 +87,7 @@ def sample_picard(model: Denoiser, step: Step, *, shape: Union[int, Sequence[int
     ode = step.is_ode
     terminal = step.terminal_x0
     counted = CountingOracle(model.predict)
+    report = progress_reporter(progress)
     lengths, advances, max_errors = [], [], []
 
     with torch.inference_mode():
@@ -134,6 +137,7 @@ def sample_picard(model: Denoiser, step: Step, *, shape: Union[int, Sequence[int
             else:
                 buf = new[adv:]
             b, e = b2, e2
+            report(b, S, f"Picard round {len(lengths)}")
         sample = buf[0].clone()
         check_finite(sample, "sample_picard")
 

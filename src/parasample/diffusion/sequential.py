@@ -13,6 +13,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from ..core import CountingOracle, NumericalError, SampleResult
+from ..core.progress import ProgressLike, progress_reporter
 from ..core.rng import RngLike
 from .model import Denoiser, resolve_run
 from .noise import NoiseBank, _check_shape
@@ -63,12 +64,16 @@ def check_finite(sample: torch.Tensor, who: str) -> None:
 def sample_sequential(model: Denoiser, step: Step, *, shape: Union[int, Sequence[int]],
                       batch: int = 1, rng: RngLike = None, noise: Optional[NoiseBank] = None,
                       dtype: Optional[torch.dtype] = None,
-                      device: Union[None, str, torch.device] = None) -> SampleResult:
+                      device: Union[None, str, torch.device] = None,
+                      progress: ProgressLike = None) -> SampleResult:
     """Run the S steps of ``step`` one after another on ``batch`` samples of ``shape``.
 
     Returns ``SampleResult(sample[batch, *shape], Cost(S, S·B), info)`` with ``info``:
     ``nfe`` (evaluations per sample = S), ``n_steps``, ``batch``. Runs under
     ``torch.inference_mode()`` in ``dtype``/``device`` (default: the model's).
+    ``progress``: None, True (a bar on stderr) or a callback ``(done, total, label)`` called
+    after each step; :func:`sample_picard` and :func:`sample_asd` take it too (done = steps
+    settled).
     """
     shape, dtype, device, bank = prepare_run(model, step, shape=shape, batch=batch, rng=rng,
                                              noise=noise, dtype=dtype, device=device)
@@ -77,12 +82,14 @@ def sample_sequential(model: Denoiser, step: Step, *, shape: Union[int, Sequence
     ts = step.timestep_tensor(device)
     sidx = torch.arange(B, device=device)
     ode = step.is_ode
+    report = progress_reporter(progress)
     with torch.inference_mode():
         x = bank.x_T.to(device=device, dtype=dtype)
         for i in range(S):
             x0, eps = counted(x, ts[i].expand(B), sidx)
             z = None if ode else bank.z(i).to(device)
             x = step.advance(i, x, x0, z, eps)
+            report(i + 1, S, "sequential")
         check_finite(x, "sample_sequential")
     cost = counted.cost
     return SampleResult(x, cost, {"nfe": cost.evaluations / B, "n_steps": S, "batch": B})
