@@ -201,7 +201,8 @@ def _tour_rows(D, energy_distance, permutation_test, seed: int) -> list[dict]:
     rows.append({
         "domain": "diffusion", "method": "Picard (ParaDiGMS), p=100, tol=0.1",
         "example": "ring GMM, DDPM 1000 steps", "seq. rounds": seq.cost.rounds,
-        "par. rounds": par.cost.rounds, "speed-up": seq.cost.rounds / par.cost.rounds,
+        "par. rounds": par.cost.rounds,
+        "speed-up": f"{seq.cost.rounds / par.cost.rounds:.1f}×",
         "exactness check": (f"{'pass' if same and gap < 0.1 else 'FAIL'}: tol=0 == sequential"
                             f" ({same}); tol=0.1 off by {gap:.1e}"),
         "time (s)": time.perf_counter() - t0,
@@ -216,7 +217,7 @@ def _tour_rows(D, energy_distance, permutation_test, seed: int) -> list[dict]:
     rows.append({
         "domain": "diffusion", "method": "autospeculative decoding (ASD), k=32",
         "example": "ring GMM, DDPM 1000 steps", "seq. rounds": step.n_steps,
-        "par. rounds": one.cost.rounds, "speed-up": step.n_steps / one.cost.rounds,
+        "par. rounds": one.cost.rounds, "speed-up": f"{step.n_steps / one.cost.rounds:.1f}×",
         "exactness check": (f"{'pass' if p > 1e-3 else 'FAIL'}: energy test vs sequential, "
                             f"{N} samples, p = {p:.2f}"),
         "time (s)": time.perf_counter() - t0,
