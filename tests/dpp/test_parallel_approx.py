@@ -35,7 +35,7 @@ from parasample.core.errors import NumericalError
 from parasample.dpp import (
     DPP, NonsymmetricDPP, PartitionConstraint, sample_parallel_k_approx, sample_partition,
 )
-from parasample.dpp import parallel, parallel_approx as pa
+from parasample.dpp import _kset_counting as kc, parallel, parallel_approx as pa
 from parasample.dpp.parallel import _draw_many
 
 ALPHA = 1e-4
@@ -161,19 +161,19 @@ def test_esp_of_nonsymmetric_matrix_matches_minor_sums(skew):
     S = random_psd(n, rng)
     G = rng.normal(size=(n, n)) * skew
     M = S + (G - G.T) / 2
-    la, lb = pa._factor_logs(np.linalg.eigvals(M))
-    E = pa._log_poly(la, lb, n)
+    la, lb = kc.factor_logs(np.linalg.eigvals(M))
+    E = kc.log_poly(la, lb, n)
     for r in range(n + 1):
         brute = sum(np.linalg.det(M[np.ix_(T, T)]) if T else 1.0
                     for T in itertools.combinations(range(n), r))
         assert np.exp(E[r]) == pytest.approx(brute, rel=1e-10)
     # leave-one-factor-out tables agree with recomputing without that factor
-    P, Sfx = pa._prefix_suffix(la, lb, n)
+    P, Sfx = kc.prefix_suffix(la, lb, n)
     for deg in (2, 4):
-        loo = pa._leave_one_out(P, Sfx, deg)
+        loo = kc.leave_one_out(P, Sfx, deg)
         for f in range(n):
             keep = np.arange(n) != f
-            assert loo[f] == pytest.approx(pa._log_poly(la[keep], lb[keep], deg)[deg],
+            assert loo[f] == pytest.approx(kc.log_poly(la[keep], lb[keep], deg)[deg],
                                            abs=1e-10)
 
 
@@ -186,7 +186,7 @@ def _enum_conditionals(law: dict, n: int, A) -> tuple[np.ndarray, float]:
 
 @pytest.mark.parametrize("A", [[], [2], [5, 1], [1, 3, 6]])
 def test_kndpp_oracle_matches_enumeration(A):
-    oracle = pa._KOracle.from_target(NDPP8, K8, symmetric=False)
+    oracle = kc.KOracle.from_target(NDPP8, K8, symmetric=False)
     st0 = oracle.start()
     st = oracle._state(np.array(A, dtype=np.int64))
     p, tot = _enum_conditionals(LAW8, 8, A)
@@ -222,7 +222,7 @@ def test_low_rank_dual_counts_match_brute_force(kind):
         V = rng.normal(size=(n, 0 if kind == "skew-only" else 4))
         B = rng.normal(size=(n, 6))
         target = NonsymmetricDPP.from_factors(V, B, rng.normal(size=(6, 6)))
-    oracle = pa._KOracle.from_target(target, k, symmetric=(kind == "features"))
+    oracle = kc.KOracle.from_target(target, k, symmetric=(kind == "features"))
     assert oracle._dual is not None and oracle._dual[0].shape[1] < n
     L = oracle.L
     A = np.array([3, 11])
@@ -264,7 +264,7 @@ def test_singular_pinned_minor_is_refused_and_partition_route_handles_it():
 def test_partition_oracle_matches_enumeration():
     for labels, counts in [(LABELS8, [2, 2]), (LABELS_FORCED, [2, 2])]:
         law = _constrained_law(LAW8, labels, counts)
-        oracle = pa._PartitionOracle(PartitionConstraint(NDPP8, labels, counts), 4)
+        oracle = kc.PartitionOracle(PartitionConstraint(NDPP8, labels, counts), 4)
         st0 = oracle.start()
         items = oracle.items
         for A in [[], [1], [1, 4], [0, 1, 7]]:
@@ -285,7 +285,7 @@ def test_acceptance_rate_and_eta_estimate_at_a_fixed_state():
     """At A = ∅ with ℓ = 3 (r = 4), C = 1: per proposal P(accept) = (1 − η)/(C M_ℓ)
     exactly (binomial test), and the candidates' mean of (ρ − C M)₊ estimates η."""
     r, ell, C, N = K8, 3, 1.0, 30000
-    oracle = pa._KOracle.from_target(NDPP8, K8, symmetric=False)
+    oracle = kc.KOracle.from_target(NDPP8, K8, symmetric=False)
     st = oracle.start()
     p = st.p
     Z = lambda B: _enum_conditionals(LAW8, 8, list(B))[1]  # noqa: E731
@@ -351,7 +351,7 @@ def test_window_one_is_the_sequential_chain_on_shared_uniforms():
             pos[0] += size
             return out
 
-        oracle = pa._KOracle.from_target(NDPP8, K8, symmetric=False)
+        oracle = kc.KOracle.from_target(NDPP8, K8, symmetric=False)
         order, info = pa._approx_chain(oracle, K8, stream, C=1.0, c=0.0, window=1,
                                        delta=1e-3)
         assert pos[0] == K8 and info["window_per_round"] == [1] * K8
