@@ -17,7 +17,7 @@ from ..core import CountingOracle, NumericalError, SampleResult, as_generator
 
 __all__ = [
     "threshold_coupler", "gumbel_coupler", "default_coupler", "draw_randomness",
-    "default_window", "sample_sequential", "sample_parallel",
+    "default_window", "sample_sequential", "sample_parallel", "ADAPTIVE",
 ]
 
 _SUM_TOL = 1e-9
@@ -60,19 +60,65 @@ def draw_randomness(n: int, q: int, rng=None, *, coupler: str | None = None):
     return order, r
 
 
+ADAPTIVE = "adaptive"
+
+
 def default_window(n: int) -> int:
     """max(2, round(n^{1/3})) — ``round``, since 4096 ** (1/3) = 15.999…"""
     return max(2, int(round(n ** (1.0 / 3.0))))
 
 
-def _draw(p: np.ndarray, r, coupler: str) -> int:
-    """Validate and renormalise a marginal row, then apply the coupler."""
+def _bad_row_error(p: np.ndarray) -> NumericalError:
     s = p.sum()
     if not np.isfinite(s) or np.any(p < 0):
-        raise NumericalError(f"oracle returned an invalid marginal row {p}")
-    if abs(s - 1.0) > _SUM_TOL:
-        raise NumericalError(f"oracle marginal sums to {s!r}, not 1 (tolerance {_SUM_TOL})")
-    return _COUPLERS[coupler](p / s, r)
+        return NumericalError(f"oracle returned an invalid marginal row {p}")
+    return NumericalError(f"oracle marginal sums to {s!r}, not 1 (tolerance {_SUM_TOL})")
+
+
+def _draw_rows(P: np.ndarray, R: np.ndarray, coupler: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate, renormalise and couple B marginal rows at once: ``P`` float[B, q], ``R`` the
+    coupler randomness float[B] (threshold) or float[B, q] (Gumbel). Returns (draws int64[B],
+    bad bool[B]); a row is bad if it is non-finite (NaN rows included), has a negative entry
+    or sums to 1 ± 1e-9 only loosely; its draw is meaningless and the caller decides whether
+    the row matters. Every operation is per row and elementwise, so a row's draw does not
+    depend on the rows it is batched with (the samplers and the lockstep batch share it)."""
+    P = np.asarray(P, dtype=np.float64)
+    s = P.sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(s) | np.any(P < 0, axis=1) | (np.abs(s - 1.0) > _SUM_TOL)
+    s = np.where(bad, 1.0, s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        Pn = P / s[:, None]
+        if coupler == "threshold":
+            y = np.asarray(R) < Pn[:, 1]
+        else:
+            y = np.argmax(np.log(Pn) + np.asarray(R), axis=1)
+    return y.astype(np.int64), bad
+
+
+def _draw(p: np.ndarray, r, coupler: str) -> int:
+    """Validate and renormalise one marginal row, then apply the coupler."""
+    y, bad = _draw_rows(np.asarray(p)[None], np.asarray(r)[None], coupler)
+    if bad[0]:
+        raise _bad_row_error(np.asarray(p))
+    return int(y[0])
+
+
+def _check_window(window, n: int):
+    """``None`` → :func:`default_window`; ``"adaptive"`` stays; else a positive integer."""
+    if window is None:
+        return default_window(n)
+    if isinstance(window, str):
+        if window == ADAPTIVE:
+            return ADAPTIVE
+        raise ValueError(f"window must be a positive integer, None or 'adaptive', got {window!r}")
+    try:
+        ok = not isinstance(window, bool) and int(window) == window and window >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    return int(window)
 
 
 def _setup(oracle, rng, order, coupler):
@@ -92,84 +138,187 @@ def _setup(oracle, rng, order, coupler):
 def sample_sequential(oracle, *, rng=None, order=None, coupler: str | None = None) -> SampleResult:
     """Chain rule: for t = 1..n, i = π(t), x_i = g(P[X_i | x_{π(<t)}], r_i). n rounds."""
     n, q, coupler, pi, r = _setup(oracle, rng, order, coupler)
-    counted = CountingOracle(oracle.marginals)
-    values = np.zeros(n, dtype=np.int64)
-    mask = np.zeros(n, dtype=bool)
-    for t in range(n):
-        i = int(pi[t])
-        p = counted(values[None], mask[None], np.array([i]))[0]
-        if np.isnan(p).any():
-            raise NumericalError("oracle returned NaN for a positive-probability prefix")
-        values[i] = _draw(p, r[i], coupler)
-        mask[i] = True
-    return SampleResult(values, counted.cost, {"order": pi, "coupler": coupler})
+    values, counted = _run_sequential_lockstep(oracle, n, coupler, pi[None], r[None])
+    return SampleResult(values[0], counted.cost, {"order": pi, "coupler": coupler})
 
 
-def sample_parallel(oracle, *, rng=None, window: int | None = None, order=None,
+def sample_parallel(oracle, *, rng=None, window: int | str | None = None, order=None,
                     coupler: str | None = None) -> SampleResult:
     """Speculate / verify / accept (spec §6): same output as :func:`sample_sequential`
     under the same ``rng``, in about 2n/w + 2·(mismatches) rounds.
 
+    ``window``: a positive integer, ``None`` (default, max(2, round(n^{1/3}))) or
+    ``"adaptive"`` (spec §6.4: start at the default, double after a clean iteration, halve
+    after a mismatch at j* ≤ W/4, clamp to [2, n]; safe because guesses never decide values).
+
     ``info``: ``mismatches`` (iterations with a rejected guess), ``accepted`` (histogram:
     ``accepted[a]`` = number of iterations that accepted a coordinates), ``iterations``,
-    ``window``, ``order``, ``coupler``.
+    ``window`` (the integer window, or ``"adaptive"``), ``windows`` (the window w in force at
+    each iteration, int64[iterations]; the iteration looks at min(w, n − t) coordinates),
+    ``order``, ``coupler``.
     """
     n, q, coupler, pi, r = _setup(oracle, rng, order, coupler)
-    w = default_window(n) if window is None else window
-    if int(w) != w or w < 1:
-        raise ValueError(f"window must be a positive integer, got {window}")
-    return _run_parallel(oracle, n, coupler, pi, r, int(w), verify=True)
+    w = _check_window(window, n)
+    return _run_parallel(oracle, n, coupler, pi, r, w, verify=True)
 
 
 def _run_parallel(oracle, n, coupler, pi, r, w, *, verify=True) -> SampleResult:
-    """The §6 loop. ``verify=False`` accepts every draft unchecked: a WRONG sampler, kept
-    only so that tests can check their power against it."""
-    counted = CountingOracle(oracle.marginals)
-    values = np.zeros(n, dtype=np.int64)
-    mask = np.zeros(n, dtype=bool)
-    t = 0
-    mismatches = 0
-    accepted = np.zeros(w + 1, dtype=np.int64)
-    while t < n:
-        W = min(w, n - t)
-        ks = pi[t:t + W]
-        # Speculate: one row pinning the prefix, all marginals.
-        phat = counted(values[None], mask[None], None)[0]
-        if np.isnan(phat[ks]).any():
-            raise NumericalError("oracle returned NaN for a positive-probability prefix")
-        guess = np.array([_draw(phat[k], r[k], coupler) for k in ks], dtype=np.int64)
-        if W == 1 or not verify:
-            values[ks] = guess
-            mask[ks] = True
-            t += W
-            accepted[W] += 1
-            continue
-        # Verify: row j (j = 2..W) pins prefix + guesses 1..j-1 and targets k_j.
-        V = np.repeat(values[None], W - 1, axis=0)
-        M = np.repeat(mask[None], W - 1, axis=0)
-        for j in range(1, W):
-            V[j - 1:, ks[j - 1]] = guess[j - 1]
-            M[j - 1:, ks[j - 1]] = True
-        pv = counted(V, M, ks[1:].astype(np.int64))
-        # Accept: y_1 = guess_1 (same marginal, same randomness); stop at first mismatch.
-        a = W
-        for j in range(1, W):
-            p = pv[j - 1]
-            if np.isnan(p).any():
-                # §6.2: a NaN row has a zero-probability earlier guess, hence a mismatch.
-                raise NumericalError("NaN verification row before the first mismatch")
-            y = _draw(p, r[ks[j]], coupler)
-            if y != guess[j]:
-                guess[j] = y
-                a = j + 1
-                mismatches += 1
-                break
-        values[ks[:a]] = guess[:a]
-        mask[ks[:a]] = True
-        t += a
-        accepted[a] += 1
+    """The §6 loop for one sample. ``verify=False`` accepts every draft unchecked: a WRONG
+    sampler, kept only so that tests can check their power against it."""
+    values, counted, st = _run_parallel_lockstep(oracle, n, coupler, np.asarray(pi)[None],
+                                                 np.asarray(r)[None], w, verify=verify)
     info = {
-        "mismatches": mismatches, "accepted": accepted, "iterations": int(accepted.sum()),
-        "window": w, "order": pi, "coupler": coupler,
+        "mismatches": int(st["mismatches"][0]), "accepted": st["accepted"][0],
+        "iterations": int(st["iterations"][0]), "window": w, "windows": st["windows"][0],
+        "order": pi, "coupler": coupler,
     }
-    return SampleResult(values, counted.cost, info)
+    return SampleResult(values[0], counted.cost, info)
+
+
+# ------------------------------------------------------------------ lockstep engines
+# Both samplers run through these engines: S samples (S = 1 for the single-sample API), each
+# with its own order pis[s] and randomness rs[s], each with its own state (prefix length t,
+# window w). Every oracle call carries the rows of all samples that need that kind of row, so
+# a sample's rows — contents and order — are exactly those of its single run.
+
+def _run_sequential_lockstep(oracle, n, coupler, pis, rs):
+    """Chain rule for S samples at once: n calls of S targeted rows."""
+    S = len(pis)
+    counted = CountingOracle(oracle.marginals)
+    values = np.zeros((S, n), dtype=np.int64)
+    mask = np.zeros((S, n), dtype=bool)
+    rows = np.arange(S)
+    for t in range(n):
+        i = pis[:, t]
+        p = np.asarray(counted(values, mask, i))
+        if np.isnan(p).any():
+            raise NumericalError("oracle returned NaN for a positive-probability prefix")
+        y, bad = _draw_rows(p, rs[rows, i], coupler)
+        if bad.any():
+            raise _bad_row_error(p[np.flatnonzero(bad)[0]])
+        values[rows, i] = y
+        mask[rows, i] = True
+    return values, counted
+
+
+def _next_windows(w, W, clean, jstar, n):
+    """Adaptive rule (spec §6.4): double after a clean iteration, halve after a mismatch at
+    j* ≤ W/4 (j* 1-based), clamp to [2, n]."""
+    w = np.where(clean, 2 * w, np.where(4 * jstar <= W, w // 2, w))
+    return np.clip(w, 2, max(n, 2))
+
+
+def _run_parallel_lockstep(oracle, n, coupler, pis, rs, window, *, verify=True):
+    """Speculate / verify / accept for S samples in lockstep.
+
+    Each iteration is one speculation call (one full row per unfinished sample) followed by
+    one verification call (W_s − 1 targeted rows per sample with W_s ≥ 2), skipped when no
+    sample has W_s ≥ 2. So the phases of all samples stay aligned, a call never mixes full
+    and targeted rows, and a sample is in a call iff its single run makes that call.
+
+    Returns (values int64[S, n], the :class:`CountingOracle`, per-sample statistics).
+    """
+    S = len(pis)
+    adaptive = window == ADAPTIVE
+    w0 = default_window(n) if adaptive else int(window)
+    counted = CountingOracle(oracle.marginals)
+    values = np.zeros((S, n), dtype=np.int64)
+    mask = np.zeros((S, n), dtype=bool)
+    t = np.zeros(S, dtype=np.int64)
+    w = np.full(S, w0, dtype=np.int64)
+    hist = (max(w0, n) if adaptive else w0) + 1
+    accepted = np.zeros((S, hist), dtype=np.int64)
+    mismatches = np.zeros(S, dtype=np.int64)
+    rounds = np.zeros(S, dtype=np.int64)
+    evaluations = np.zeros(S, dtype=np.int64)
+    windows: list[list[int]] = [[] for _ in range(S)]
+    spec_rounds = ver_rounds = 0
+    while True:
+        act = np.flatnonzero(t < n)
+        A = act.size
+        if A == 0:
+            break
+        ar = np.arange(A)
+        W = np.minimum(w[act], n - t[act])
+        Wm = int(W.max())
+        jj = np.arange(Wm)
+        valid = jj[None, :] < W[:, None]
+        K = pis[act[:, None], np.minimum(t[act][:, None] + jj[None, :], n - 1)]  # k_j
+        # Speculate: one row per sample pinning its prefix, all marginals.
+        phat = np.asarray(counted(values[act], mask[act], None))
+        spec_rounds += 1
+        rounds[act] += 1
+        evaluations[act] += 1
+        Pk = phat[ar[:, None], K][valid]
+        if np.isnan(Pk).any():
+            raise NumericalError("oracle returned NaN for a positive-probability prefix")
+        g, bad = _draw_rows(Pk, rs[act[:, None], K][valid], coupler)
+        if bad.any():
+            raise _bad_row_error(Pk[np.flatnonzero(bad)[0]])
+        G = np.zeros((A, Wm), dtype=np.int64)
+        G[valid] = g
+        a = W.copy()  # accepted count per active sample
+        clean = np.ones(A, dtype=bool)
+        jstar = np.zeros(A, dtype=np.int64)  # 1-based first mismatch (if not clean)
+        ver = np.flatnonzero(W >= 2) if verify else np.empty(0, dtype=np.int64)
+        if ver.size:
+            # Verify: row j (j = 2..W) pins prefix + guesses 1..j-1 and targets k_j.
+            nrow = W[ver] - 1
+            owner = np.repeat(ver, nrow)  # index into act
+            starts = np.cumsum(nrow) - nrow
+            jrow = np.arange(owner.size) - np.repeat(starts, nrow) + 1  # 0-based j, >= 1
+            V = values[act[owner]]
+            M = mask[act[owner]]
+            for m in range(Wm - 1):
+                sel = np.flatnonzero(jrow > m)
+                if sel.size == 0:
+                    break
+                km = K[owner[sel], m]
+                V[sel, km] = G[owner[sel], m]
+                M[sel, km] = True
+            tg = K[owner, jrow]
+            pv = np.asarray(counted(V, M, tg))
+            ver_rounds += 1
+            rounds[act[ver]] += 1
+            evaluations[act[ver]] += nrow
+            y, bad = _draw_rows(pv, rs[act[owner], tg], coupler)
+            # Accept: y_1 = guess_1 (same marginal, same randomness); stop at the first
+            # mismatch. A bad (NaN) row before it is impossible (§6.2) and raises.
+            stop = np.zeros((A, Wm), dtype=bool)
+            stop[owner, jrow] = bad | (y != G[owner, jrow])
+            has = stop[ver].any(axis=1)
+            first = np.argmax(stop[ver], axis=1)
+            badm = np.zeros((A, Wm), dtype=bool)
+            badm[owner, jrow] = bad
+            hit_bad = has & badm[ver, first]
+            if hit_bad.any():
+                row = np.flatnonzero((owner == ver[hit_bad][0]) & (jrow == first[hit_bad][0]))[0]
+                if np.isnan(pv[row]).any():
+                    # §6.2: a NaN row has a zero-probability earlier guess, hence a mismatch.
+                    raise NumericalError("NaN verification row before the first mismatch")
+                raise _bad_row_error(pv[row])
+            Y = np.zeros((A, Wm), dtype=np.int64)
+            Y[owner, jrow] = y
+            mm = ver[has]
+            G[mm, first[has]] = Y[mm, first[has]]
+            a[mm] = first[has] + 1
+            clean[mm] = False
+            jstar[mm] = first[has] + 1
+            mismatches[act[mm]] += 1
+        take = jj[None, :] < a[:, None]
+        rr, cc = np.nonzero(take)
+        values[act[rr], K[rr, cc]] = G[rr, cc]
+        mask[act[rr], K[rr, cc]] = True
+        for s in act:
+            windows[s].append(int(w[s]))
+        accepted[act, a] += 1
+        t[act] += a
+        if adaptive:
+            w[act] = _next_windows(w[act], W, clean, jstar, n)
+    stats = {
+        "rounds": rounds, "evaluations": evaluations, "mismatches": mismatches,
+        "accepted": accepted, "iterations": accepted.sum(axis=1),
+        "windows": [np.array(x, dtype=np.int64) for x in windows],
+        "speculation_rounds": spec_rounds, "verification_rounds": ver_rounds,
+    }
+    return values, counted, stats

@@ -10,7 +10,14 @@
     rows) exact Curie–Weiss oracle on the CPU. Both do ≈ n row evaluations; the parallel
     sampler makes ≈ 2n/w oracle calls instead of n, so it only saves per-call overhead. The
     ratio is reported as measured, and the outputs are checked to be equal.
-(d) optionally a log–log PNG of rounds against n with reference lines n and n^{2/3}.
+(d) the neural digits model (n = 64, batched numpy forward, ``deterministic=False``): one
+    sample, then lockstep batches (:mod:`parasample.autoregressive.lockstep`) of S ∈ {1, 64,
+    1024} samples — sequential_batch against parallel_batch with w ∈ {4, 8, 16, adaptive} —
+    with batched rounds, rows, seconds per batch (median after a warm-up, BLAS and torch at
+    one thread), samples/s and speed-up; every parallel batch is compared with the
+    sequential batch of the same rng, and the sequential batch with the row-by-row
+    (bitwise batch-invariant) oracle.
+(e) optionally a log–log PNG of rounds against n with reference lines n and n^{2/3}.
 
 The Ising chain uses :class:`NearestPinChainOracle`, the nearest-pin formula of spec §3
 item 4 with cached powers P^d (vectorised over coordinates), because the forward–backward
@@ -28,9 +35,10 @@ import numpy as np
 from scipy.special import gammaln
 
 from ..autoregressive.oracles import CurieWeissOracle, MarkovChainOracle, Oracle
+from ..autoregressive.lockstep import sample_parallel_batch, sample_sequential_batch
 from ..autoregressive.samplers import default_window, sample_parallel, sample_sequential
 from ..core.progress import progress_reporter
-from .harness import environment_info, markdown_table
+from .harness import environment_info, markdown_table, restore_blas_threads, set_blas_threads
 
 __all__ = ["run", "NearestPinChainOracle", "BatchedCurieWeissOracle", "ising_chain",
            "SIZES", "QUICK_SIZES"]
@@ -42,6 +50,9 @@ CHAIN_J = 1.5
 KDPP_N, KDPP_D, KDPP_KS = 2000, 300, (16, 64, 256)
 QUICK_KDPP_N, QUICK_KDPP_KS = 500, (16, 64)
 WALL_SIZES, QUICK_WALL_SIZES = (512, 4096), (512,)
+LOCKSTEP_SIZES, QUICK_LOCKSTEP_SIZES = (1, 64, 1024), (1, 64)
+LOCKSTEP_WINDOWS = (4, 8, 16, "adaptive")
+LOCKSTEP_REPEATS = 5
 
 
 # --------------------------------------------------------------------------- oracles
@@ -302,6 +313,97 @@ def _digits(repeats, seed, report, step, total):
              "outputs_equal": equal, "repeats": len(ts)}]
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
+def _digits_lockstep(batch_sizes, windows, repeats, seed, report, step, total, *,
+                     backend="numpy", device=None):
+    """Lockstep batches of the digits model: sequential_batch vs parallel_batch per window.
+
+    Timed with BLAS (and torch, if imported) at one thread; each (S, sampler) is run once to
+    warm up, then ``repeats`` times in a rotating order with rng = [seed, S, rep] shared by
+    all samplers, so that every parallel batch can be compared with the sequential batch of
+    the same repetition. The sequential batch of the first repetition is also compared with
+    the row-by-row oracle (``deterministic=True``, bitwise batch invariant)."""
+    import sys
+
+    from ..autoregressive import load_digits_model
+
+    torch = sys.modules.get("torch")
+    old_torch = torch.get_num_threads() if torch is not None else None
+    old_blas = set_blas_threads(1)
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        oracle = load_digits_model(deterministic=False, backend=backend, device=device)
+        exact = load_digits_model()
+        samplers = [("sequential", None)] + [("parallel", w) for w in windows]
+        rows = []
+        for S in batch_sizes:
+            step[0] += 1
+            report(step[0], total, f"digits lockstep S={S}")
+
+            def call(kind, w, key):
+                rng = np.random.default_rng(key)
+                if kind == "sequential":
+                    return sample_sequential_batch(oracle, S, rng=rng)
+                return sample_parallel_batch(oracle, S, rng=rng, window=w)
+
+            for kind, w in samplers:  # warm-up
+                call(kind, w, [seed, S, 10 ** 6])
+            times = {i: [] for i in range(len(samplers))}
+            rounds = {i: [] for i in range(len(samplers))}
+            evals = {i: [] for i in range(len(samplers))}
+            same = {i: 0 for i in range(len(samplers))}
+            exact_same = 0
+            for rep in range(repeats):
+                rng = [seed, S, rep]
+                out = {}
+                k = len(samplers)
+                for i in [(j + rep) % k for j in range(k)]:
+                    kind, w = samplers[i]
+                    t0 = time.perf_counter()
+                    res = call(kind, w, rng)
+                    times[i].append(time.perf_counter() - t0)
+                    rounds[i].append(res.cost.rounds)
+                    evals[i].append(res.cost.evaluations)
+                    out[i] = res.sample
+                for i in out:
+                    same[i] += int(np.all(out[i] == out[0], axis=1).sum())
+                if rep == 0:
+                    ref = sample_sequential_batch(exact, S, rng=np.random.default_rng(rng)).sample
+                    exact_same = int(np.all(out[0] == ref, axis=1).sum())
+            seq_s = float(np.median(times[0]))
+            for i, (kind, w) in enumerate(samplers):
+                sec = float(np.median(times[i]))
+                rows.append({
+                    "section": "digits", "kind": "lockstep", "backend": backend,
+                    "device": str(oracle.device) if oracle.device is not None else "cpu",
+                    "S": S, "sampler": kind, "window": "–" if w is None else w,
+                    "rounds_mean": float(np.mean(rounds[i])),
+                    "evaluations_per_sample": float(np.mean(evals[i])) / S,
+                    "seconds": sec, "samples_per_second": S / sec,
+                    "speedup_vs_sequential": seq_s / sec,
+                    "equal_to_sequential_rate": same[i] / (S * repeats),
+                    "sequential_equal_to_deterministic_rate": exact_same / S,
+                    "repeats": repeats, "blas_threads": 1,
+                })
+        return rows
+    finally:
+        restore_blas_threads(old_blas)
+        if torch is not None:
+            torch.set_num_threads(old_torch)
+
+
 def _plot(rows, path):
     try:
         import matplotlib
@@ -331,7 +433,8 @@ def _plot(rows, path):
     return str(path)
 
 
-def _markdown(rounds_rows, slopes, kdpp_rows, wall_rows, skipped, digit_rows=()) -> str:
+def _markdown(rounds_rows, slopes, kdpp_rows, wall_rows, skipped, digit_rows=(),
+              lockstep_rows=(), cpu="") -> str:
     parts = ["### Rounds and evaluations vs n (default window w = round(n^(1/3)))", ""]
     parts.append(markdown_table(
         ["target", "n", "w", "seq rounds", "seq evals", "par rounds (mean ± sd)",
@@ -380,6 +483,26 @@ def _markdown(rounds_rows, slopes, kdpp_rows, wall_rows, skipped, digit_rows=())
               _fmt(r["par_evaluations_mean"], 1), f"{r['seq_seconds']:.4f}",
               f"{r['par_seconds']:.4f}", f"{r['ratio_seq_over_par']:.2f}×",
               "yes" if r["outputs_equal"] else "NO"]]))
+    if lockstep_rows:
+        r0 = lockstep_rows[0]
+        dev = "CPU, numpy" if r0["backend"] == "numpy" else f"{r0['device']}, torch"
+        parts += ["", f"### Digits model, lockstep batches of S samples ({dev}, batched "
+                      f"forward, 1 thread)", ""]
+        parts.append(markdown_table(
+            ["S", "sampler", "w", "rounds", "rows / sample", "s / batch", "samples/s",
+             "speed-up", "== sequential"],
+            [[r["S"], r["sampler"], r["window"], _fmt(r["rounds_mean"], 1),
+              _fmt(r["evaluations_per_sample"], 1), f"{r['seconds']:.4f}",
+              f"{r['samples_per_second']:.0f}", f"{r['speedup_vs_sequential']:.2f}×",
+              f"{100 * r['equal_to_sequential_rate']:.1f}%"] for r in lockstep_rows]))
+        eq = ", ".join(f"S={r['S']}: {100 * r['sequential_equal_to_deterministic_rate']:.1f}%"
+                       for r in lockstep_rows if r["sampler"] == "sequential")
+        parts.append("")
+        parts.append(f"Median of {r0['repeats']} runs after a warm-up{'; ' + cpu if cpu else ''}. "
+                     "Rounds = batched oracle calls (max over the batch, not the sum); "
+                     "speed-up = sequential s / sampler s at the same S; \"== sequential\" = "
+                     "share of samples equal to the sequential batch under the same rng. "
+                     f"Sequential batch == row-by-row deterministic oracle: {eq}.")
     return "\n".join(parts)
 
 
@@ -387,7 +510,7 @@ def _markdown(rounds_rows, slopes, kdpp_rows, wall_rows, skipped, digit_rows=())
 def run(*, sizes: Optional[Sequence[int]] = None, repeats: int = 3, seed: int = 0,
         quick: bool = False, cap_seconds: float = 120.0, progress=None,
         plot=None) -> dict[str, Any]:
-    """Run sections (a)–(d); returns {"meta", "rows", "markdown", "plot"}.
+    """Run sections (a)–(e); returns {"meta", "rows", "markdown", "plot"}.
 
     ``sizes`` overrides the n grid of (a); ``cap_seconds`` bounds the time spent per target
     in (a) (remaining sizes are skipped and listed); ``plot`` is a PNG path (needs
@@ -398,8 +521,10 @@ def run(*, sizes: Optional[Sequence[int]] = None, repeats: int = 3, seed: int = 
     sizes = tuple(sizes) if sizes is not None else (QUICK_SIZES if quick else SIZES)
     kn, kks = (QUICK_KDPP_N, QUICK_KDPP_KS) if quick else (KDPP_N, KDPP_KS)
     wall_sizes = QUICK_WALL_SIZES if quick else WALL_SIZES
+    lock_sizes = QUICK_LOCKSTEP_SIZES if quick else LOCKSTEP_SIZES
+    lock_repeats = repeats if quick else max(repeats, LOCKSTEP_REPEATS)
     report = progress_reporter(progress)
-    total = 2 * len(sizes) + len(kks) + len(wall_sizes) + 1
+    total = 2 * len(sizes) + len(kks) + len(wall_sizes) + 1 + len(lock_sizes)
     step = [0]
     t0 = time.perf_counter()
     rounds_rows, slopes, skipped = _rounds_vs_n(sizes, repeats, seed, cap_seconds, report,
@@ -407,17 +532,22 @@ def run(*, sizes: Optional[Sequence[int]] = None, repeats: int = 3, seed: int = 
     kdpp_rows = _kdpp_rounds(kn, kks, repeats, seed, report, step, total)
     wall_rows = _wall_clock(wall_sizes, repeats, seed, report, step, total)
     digit_rows = _digits(repeats, seed, report, step, total)
+    lockstep_rows = _digits_lockstep(lock_sizes, LOCKSTEP_WINDOWS, lock_repeats, seed, report,
+                                     step, total)
     report(total, total, "done")
     plot_path = _plot(rounds_rows, plot) if plot is not None and rounds_rows else None
     meta = environment_info(
         benchmark="counting", sizes=list(sizes), repeats=repeats, seed=seed, quick=quick,
         cap_seconds=cap_seconds, cw_beta=CW_BETA, chain_J=CHAIN_J,
         kdpp={"n": kn, "d": KDPP_D, "ks": list(kks)}, wall_sizes=list(wall_sizes),
+        lockstep={"sizes": list(lock_sizes), "windows": list(LOCKSTEP_WINDOWS),
+                  "repeats": lock_repeats, "threads": 1}, cpu=_cpu_name(),
         slopes=slopes, skipped=skipped, seconds=time.perf_counter() - t0,
     )
     return {
         "meta": meta,
-        "rows": rounds_rows + kdpp_rows + wall_rows + digit_rows,
-        "markdown": _markdown(rounds_rows, slopes, kdpp_rows, wall_rows, skipped, digit_rows),
+        "rows": rounds_rows + kdpp_rows + wall_rows + digit_rows + lockstep_rows,
+        "markdown": _markdown(rounds_rows, slopes, kdpp_rows, wall_rows, skipped, digit_rows,
+                              lockstep_rows, cpu=_cpu_name()),
         "plot": plot_path,
     }
