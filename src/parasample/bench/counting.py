@@ -34,7 +34,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from scipy.special import gammaln
 
-from ..autoregressive.oracles import CurieWeissOracle, MarkovChainOracle, Oracle
+from ..autoregressive.oracles import CurieWeissOracle, MarkovChainOracle
 from ..autoregressive.lockstep import sample_parallel_batch, sample_sequential_batch
 from ..autoregressive.samplers import default_window, sample_parallel, sample_sequential
 from ..core.progress import progress_reporter
