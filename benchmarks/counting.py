@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 
@@ -26,17 +25,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from parasample.bench.counting import run
+    from parasample.bench.harness import emit_report
 
     result = run(repeats=args.repeats, seed=args.seed, quick=args.quick,
                  cap_seconds=args.cap, progress=None if args.no_progress else True,
                  plot=args.plot)
-    print(result["markdown"])
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(result, fh, indent=1, default=str)
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as fh:
-            fh.write(result["markdown"] + "\n")
+    emit_report(result, json_path=args.json, markdown_path=args.markdown)
     return 0
 
 

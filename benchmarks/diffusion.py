@@ -10,7 +10,6 @@ one run. Same as ``parasample bench diffusion``. GPU timings: benchmarks/diffusi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 
@@ -27,16 +26,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from parasample.bench.diffusion import run
+    from parasample.bench.harness import emit_report
 
     result = run(sizes=args.steps, repeats=args.repeats, seed=args.seed, quick=args.quick,
                  threads=args.threads, progress=None if args.no_progress else True)
-    print(result["markdown"])
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(result, fh, indent=1, default=str)
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as fh:
-            fh.write(result["markdown"] + "\n")
+    emit_report(result, json_path=args.json, markdown_path=args.markdown)
     return 0
 
 

@@ -11,7 +11,6 @@ Prints the markdown table (ratios DPPy time / parasample time); --json writes ev
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 
@@ -34,18 +33,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from parasample.bench.dpp import run
+    from parasample.bench.harness import emit_report
 
     result = run(sizes=tuple(args.sizes), repeats=args.repeats, seed=args.seed,
                  quick=args.quick, cap_seconds=args.cap,
                  progress=None if args.no_progress else True,
                  blas_threads=args.blas_threads)
-    print(result["markdown"])
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(result, fh, indent=1, default=str)
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as fh:
-            fh.write(result["markdown"] + "\n")
+    emit_report(result, json_path=args.json, markdown_path=args.markdown)
     return 130 if result["meta"].get("interrupted") else 0
 
 

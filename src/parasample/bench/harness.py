@@ -37,7 +37,7 @@ from ..core.progress import progress_reporter
 __all__ = [
     "Task", "Timing", "Timings", "Comparison", "measure", "compare", "environment_info",
     "markdown_table", "rows_markdown", "format_seconds", "format_ratio", "loadavg", "sleeper",
-    "set_blas_threads", "restore_blas_threads",
+    "set_blas_threads", "restore_blas_threads", "emit_report",
 ]
 
 
@@ -759,3 +759,18 @@ def sleeper(seconds: float, fail: bool = False):
             raise RuntimeError("sleeper asked to fail")
         time.sleep(seconds)
     return fn
+
+
+def emit_report(result: Mapping[str, Any], *, json_path: Optional[str] = None,
+                markdown_path: Optional[str] = None) -> None:
+    """Print ``result["markdown"]``; also write the whole result as JSON and the markdown to
+    the given paths (the benchmark scripts' common output)."""
+    import json
+
+    print(result["markdown"])
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=1, default=str)
+    if markdown_path:
+        with open(markdown_path, "w", encoding="utf-8") as fh:
+            fh.write(result["markdown"] + "\n")
