@@ -15,8 +15,8 @@ from parasample.autoregressive import (
     threshold_coupler,
 )
 from parasample.autoregressive.samplers import _run_parallel
-from parasample.core import NumericalError
 from parasample.core.stats import chisquare_counts
+from support.stats import oracle_counts
 
 ALPHA = 1e-4
 
@@ -224,14 +224,6 @@ def test_explicit_order_is_shared():
 
 # ---------------------------------------------------------------- exact law by enumeration
 
-def _counts(oracle, sampler, S, seed, **kw):
-    counts = np.zeros(oracle.q ** oracle.n, dtype=np.int64)
-    for child in np.random.default_rng(seed).spawn(S):
-        x = sampler(oracle, rng=child, **kw).sample
-        counts[np.ravel_multi_index(tuple(x), (oracle.q,) * oracle.n)] += 1
-    return counts
-
-
 def _law(oracle):
     if isinstance(oracle, TableOracle):
         return oracle.p.ravel()
@@ -259,7 +251,7 @@ LAW_CASES = [  # (name, sampler, window, S, seed)
 def test_exact_law_chisquare(name, sampler, window, S, seed):
     o = ORACLES[name]
     kw = {} if sampler is sample_sequential else {"window": window}
-    counts = _counts(o, sampler, S, seed, **kw)
+    counts = oracle_counts(o, sampler, S, seed, **kw)
     law = _law(o)
     assert counts[law == 0].sum() == 0
     stat, p, df = chisquare_counts(counts, law)
@@ -278,7 +270,7 @@ def _accept_all(oracle, *, rng, window):
 def test_power_chisquare_rejects_unverified_sampler(name, window):
     o = ORACLES[name]
     w = default_window(o.n) if window is None else window
-    counts = _counts(o, _accept_all, 8000, 200, window=w)
+    counts = oracle_counts(o, _accept_all, 8000, 200, window=w)
     _, p, _ = chisquare_counts(counts, _law(o))
     assert p < ALPHA, f"power check failed: p = {p:.2e}"
 

@@ -23,6 +23,7 @@ from parasample.autoregressive import (  # noqa: E402
 )
 from parasample.autoregressive.samplers import _run_parallel  # noqa: E402
 from parasample.core.errors import MissingExtraError  # noqa: E402
+from support.stats import oracle_counts  # noqa: E402
 from parasample.core.stats import (  # noqa: E402
     chisquare_counts, tv_bootstrap_threshold, tv_distance,
 )
@@ -325,14 +326,6 @@ def small(model):
     return o, cached, laws, laws.mean(axis=0)
 
 
-def _counts(oracle, sampler, S, seed, **kw):
-    counts = np.zeros(oracle.q ** oracle.n, dtype=np.int64)
-    for child in np.random.default_rng(seed).spawn(S):
-        x = sampler(oracle, rng=child, **kw).sample
-        counts[np.ravel_multi_index(tuple(x), (oracle.q,) * oracle.n)] += 1
-    return counts
-
-
 def _check_law(counts, law):
     S = int(counts.sum())
     stat, p, df = chisquare_counts(counts, law)
@@ -358,7 +351,7 @@ def test_cached_oracle_is_the_oracle(small):
 def test_exact_law_mixture_over_orders(small, sampler, window, seed):
     _, cached, _, mix = small
     kw = {} if sampler is sample_sequential else {"window": window}
-    _check_law(_counts(cached, sampler, 6000, seed, **kw), mix)
+    _check_law(oracle_counts(cached, sampler, 6000, seed, **kw), mix)
 
 
 def _accept_all(oracle, *, rng, window):
@@ -376,7 +369,7 @@ def _fixed_order(oracle, *, rng):
                                         (_accept_all, {"window": 2}), (_fixed_order, {})])
 def test_power_wrong_samplers_are_rejected(small, sampler, kw):
     _, cached, laws, mix = small
-    counts = _counts(cached, sampler, 6000, 21, **kw)
+    counts = oracle_counts(cached, sampler, 6000, 21, **kw)
     _, p, _ = chisquare_counts(counts, mix)
     assert p < ALPHA, f"power check failed: p = {p:.2e}"
     assert tv_distance(counts, mix) > tv_bootstrap_threshold(mix, 6000, reps=500)
@@ -388,4 +381,4 @@ def test_power_wrong_samplers_are_rejected(small, sampler, kw):
 def test_exact_law_with_the_live_model(small):
     """Same law check on the live model (one forward pass per row, no cache)."""
     o, _, _, mix = small
-    _check_law(_counts(o, sample_parallel, 3000, 31, window=2), mix)
+    _check_law(oracle_counts(o, sample_parallel, 3000, 31, window=2), mix)

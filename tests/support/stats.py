@@ -47,6 +47,16 @@ def law_pvalue(samples, law: dict) -> float:
     return chisquare_counts(counts, np.array([law[s] for s in support]))[1]
 
 
+def oracle_counts(oracle, sampler, S: int, seed: int, **kw) -> np.ndarray:
+    """Counts over [q]^n (ravelled) of S samples ``sampler(oracle, rng=child, **kw).sample``,
+    one spawned child of ``seed`` per sample."""
+    counts = np.zeros(oracle.q ** oracle.n, dtype=np.int64)
+    for child in np.random.default_rng(seed).spawn(S):
+        x = sampler(oracle, rng=child, **kw).sample
+        counts[np.ravel_multi_index(tuple(x), (oracle.q,) * oracle.n)] += 1
+    return counts
+
+
 def bonferroni_z(alpha: float, m: int) -> float:
     """Two-sided Bonferroni z threshold z_{1 - alpha/(2m)}."""
     return float(stats.norm.isf(alpha / (2 * m)))
