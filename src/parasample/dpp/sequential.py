@@ -309,13 +309,9 @@ def _lowrank_loop_sym(Z, W, u, keep, probs):  # pragma: no cover - compiled
     return -1
 
 
-def _sequential_lowrank(
-    Z: np.ndarray, W: np.ndarray, uniforms: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Low-rank sequential sampler for K = Z W Zᵀ on pre-drawn uniforms.
-
-    Returns (sorted sample, conditional p_j). ``W`` is copied, not modified.
-    """
+def _lowrank_inputs(Z, W, uniforms):
+    """Shared set-up of the low-rank samplers: contiguous float64 Z, a C-ordered copy of W,
+    the n uniforms (checked), and the output buffers keep (False) and probs (0 when rank 0)."""
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     Wc = np.array(W, dtype=np.float64, order="C", copy=True)
     u = np.ascontiguousarray(uniforms, dtype=np.float64)
@@ -323,9 +319,19 @@ def _sequential_lowrank(
     if u.shape != (n,):
         raise ValueError(f"need {n} uniforms, got shape {u.shape}")
     keep = np.zeros(n, dtype=np.bool_)
-    probs = np.empty(n)
+    probs = np.zeros(n) if Z.shape[1] == 0 else np.empty(n)
+    return Z, Wc, u, keep, probs
+
+
+def _sequential_lowrank(
+    Z: np.ndarray, W: np.ndarray, uniforms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Low-rank sequential sampler for K = Z W Zᵀ on pre-drawn uniforms.
+
+    Returns (sorted sample, conditional p_j). ``W`` is copied, not modified.
+    """
+    Z, Wc, u, keep, probs = _lowrank_inputs(Z, W, uniforms)
     if Z.shape[1] == 0:
-        probs[:] = 0.0
         return np.zeros(0, dtype=np.int64), probs
     loop = _lowrank_loop_sym if np.array_equal(Wc, Wc.T) else _lowrank_loop
     bad = loop(Z, Wc, u, keep, probs)
@@ -456,15 +462,8 @@ def _sequential_lowrank_blocked(
         block = _lowrank_block(Z.shape[1])
     if block < 1:
         raise ValueError(f"block must be a positive integer, got {block}")
-    Wc = np.array(W, dtype=np.float64, order="C", copy=True)
-    u = np.ascontiguousarray(uniforms, dtype=np.float64)
-    n = Z.shape[0]
-    if u.shape != (n,):
-        raise ValueError(f"need {n} uniforms, got shape {u.shape}")
-    keep = np.zeros(n, dtype=np.bool_)
-    probs = np.empty(n)
+    Z, Wc, u, keep, probs = _lowrank_inputs(Z, W, uniforms)
     if Z.shape[1] == 0:
-        probs[:] = 0.0
         return np.zeros(0, dtype=np.int64), probs
     if symmetric is None:
         symmetric = bool(np.array_equal(Wc, Wc.T))
