@@ -75,3 +75,33 @@ def test_progress_bar_and_callbacks(capsys):
     progress_reporter(None)(1, 2, "silent")
     with pytest.raises(TypeError):
         progress_reporter(3)
+
+
+@pytest.mark.parametrize("good,expected", [(3, 3), (np.int64(4), 4), (5.0, 5), (0, 0)])
+def test_as_count_accepts_whole_numbers(good, expected):
+    from parasample.core import as_count
+    assert as_count(good, "k") == expected
+
+
+@pytest.mark.parametrize("bad", [2.5, -1, True, "3", float("nan"), np.float64(1.5), None])
+def test_as_count_rejects_fractions_bools_and_negatives(bad):
+    from parasample.core import as_count
+    with pytest.raises(ValueError, match="k must be"):
+        as_count(bad, "k")
+
+
+def test_as_count_minimum():
+    from parasample.core import as_count
+    assert as_count(1, "window", minimum=1) == 1
+    with pytest.raises(ValueError, match="window must be an integer >= 1"):
+        as_count(0, "window", minimum=1)
+
+
+def test_read_only_view_refuses_writes():
+    from parasample.core import read_only
+    a = np.zeros(3)
+    v = read_only(a)
+    with pytest.raises(ValueError):
+        v[0] = 1.0
+    a[0] = 2.0  # the owner keeps write access
+    assert v[0] == 2.0

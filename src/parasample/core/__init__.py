@@ -5,9 +5,10 @@ from .errors import MissingExtraError, NumericalError, ParasampleError, require
 from .progress import ProgressBar, progress_reporter, track
 from .result import SampleResult
 from .rng import RngLike, as_generator, spawn
+from .validate import as_count, read_only
 
 __all__ = [
     "Cost", "CountingOracle", "batch_size", "MissingExtraError", "NumericalError",
     "ParasampleError", "require", "ProgressBar", "progress_reporter", "track",
-    "SampleResult", "RngLike", "as_generator", "spawn",
+    "SampleResult", "RngLike", "as_generator", "spawn", "as_count", "read_only",
 ]

@@ -6,6 +6,8 @@ from typing import Iterable
 
 import numpy as np
 
+from ..core.validate import as_count as _core_as_count
+
 __all__ = ["as_real_matrix", "as_square_matrix", "check_symmetric", "as_subset", "as_count", "psd_tolerance"]
 
 
@@ -81,11 +83,4 @@ def as_subset(subset: Iterable[int], n: int) -> np.ndarray:
 
 def as_count(k, name: str = "k") -> int:
     """A non-negative integer count (rejects floats with a fraction, bools, negatives)."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        if isinstance(k, (float, np.floating)) and float(k).is_integer():
-            k = int(k)
-        else:
-            raise ValueError(f"{name} must be a non-negative integer, got {k!r}")
-    if k < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {k}")
-    return int(k)
+    return _core_as_count(k, name)
