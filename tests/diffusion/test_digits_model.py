@@ -148,6 +148,21 @@ def test_denoiser_predicts_noise_better_than_zero(model):
     assert mse < 0.2
 
 
+@pytest.mark.parametrize("loader", [D.load_digits_model, D.load_digits_network,
+                                    D.load_digits_classifier])
+@pytest.mark.parametrize("dtype", [None, torch.float64])
+def test_loaders_leave_the_global_rng_alone(loader, dtype):
+    """Loading builds no randomly initialised layers: torch's global RNG is not advanced."""
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    cuda_before = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    loader(dtype=dtype)
+    assert torch.equal(torch.get_rng_state(), before)
+    if cuda_before is not None:
+        assert all(torch.equal(a, b) for a, b in zip(torch.cuda.get_rng_state_all(),
+                                                     cuda_before))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_loaders_on_cuda():
     model = D.load_digits_model(device="cuda")

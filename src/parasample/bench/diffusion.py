@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from ..core import as_count
 from ..core.progress import progress_reporter
 from ..core.rng import as_generator
 from .harness import environment_info, markdown_table
@@ -251,11 +252,9 @@ def run(*, sizes: Optional[Sequence[int]] = None, repeats: int = 5, seed: int = 
 
 
 def _run(sizes, repeats, seed, quick, progress, threads) -> dict[str, Any]:
-    if repeats < 1:
-        raise ValueError("repeats must be >= 1")
+    repeats = as_count(repeats, "repeats", minimum=1)
     steps = tuple(sizes) if sizes is not None else (QUICK_STEPS if quick else STEPS)
-    if any(int(s) != s or s < 2 for s in steps):
-        raise ValueError("step counts must be integers >= 2")
+    steps = tuple(as_count(s, "step count", minimum=2) for s in steps)
     as_generator(seed)
     report = progress_reporter(progress)
     targets = _targets(quick)

@@ -38,6 +38,10 @@ rule and any k chosen from the past (exchangeability only sets the acceptance ra
 index may be drafted in several rounds, but (z_i, u_i) decide it exactly once and discarded
 drafts never feed forward. With a point mass all δ = 0 and ASD equals sequential bitwise.
 
+**Non-finite values.** Every model output of a round (drafts included) and every new state is
+checked (:func:`~parasample.diffusion.sequential.check_finite`): a NaN/inf stops the run in the
+round that first meets it, naming the step and the chains.
+
 **Randomness.** x_T and z_i come from the same :class:`NoiseBank` index as the sequential
 sampler; u_i from its independent uniform stream, also per global step.
 
@@ -61,7 +65,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..core import CountingOracle, SampleResult
+from ..core import CountingOracle, SampleResult, as_count
 from ..core.progress import ProgressLike, progress_reporter
 from ..core.rng import RngLike
 from .model import Denoiser
@@ -140,12 +144,6 @@ def grs_couple(mu_q: torch.Tensor, mu_p: torch.Tensor, sigma, z: torch.Tensor,
 
 
 # ---------------------------------------------------------------- helpers
-def _check_int(name: str, v, lo: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
 class _Rows:
     """Gathers z_{idx[r]}[chain[r]] and u_{idx[r]}[chain[r]] from a NoiseBank."""
 
@@ -219,17 +217,17 @@ def _sample_asd(model: Denoiser, step: Step, *, shape, batch: int = 1, rng: RngL
         raise ValueError(
             "sample_asd supports only DDPMStep(grid, variance='fixed_small') (version 1); got "
             f"{step!r}. Use sample_sequential or sample_picard for DDIM or fixed_large steps")
-    shape, dtype, device, bank = prepare_run(model, step, shape=shape, batch=batch, rng=rng,
-                                             noise=noise, dtype=dtype, device=device)
-    k = _check_int("k", k)
-    k_min = _check_int("k_min", k_min)
-    k_max = _check_int("k_max", k_max)
+    k = as_count(k, "k", minimum=1)
+    k_min = as_count(k_min, "k_min", minimum=1)
+    k_max = as_count(k_max, "k_max", minimum=1)
     adaptive = bool(adaptive)
     if adaptive and not (k_min <= k <= k_max):
         raise ValueError(f"adaptive k needs k_min <= k <= k_max, got k_min={k_min}, k={k}, "
                          f"k_max={k_max}")
     if drift not in _DRIFTS:
         raise ValueError(f"unknown drift rule {drift!r}; choose one of {_DRIFTS}")
+    shape, dtype, device, bank = prepare_run(model, step, shape=shape, batch=batch, rng=rng,
+                                             noise=noise, dtype=dtype, device=device)
 
     B, S = bank.batch, step.n_steps
     terminal = step.terminal_x0
@@ -261,6 +259,7 @@ def _sample_asd(model: Denoiser, step: Step, *, shape, batch: int = 1, rng: RngL
         x = bank.x_T.to(device=device, dtype=dtype).clone()
         # round 0: m̂ = D(x_T)
         dcur = counted(x, ts[0].expand(B), torch.arange(B, device=device))[0].clone()
+        check_finite(dcur, who="sample_asd", step=step, steps=0)
         known[:] = True
         m_hat = drift_of(dcur).clone()
         rounds_chain += 1
@@ -299,6 +298,7 @@ def _sample_asd(model: Denoiser, step: Step, *, shape, batch: int = 1, rng: RngL
             s_idx = np.broadcast_to(act[None], valid.shape)[valid]
             out = counted(X[valid_t], ts[torch.as_tensor(t_idx, device=device)],
                           torch.as_tensor(s_idx, device=device))[0]
+            check_finite(out, who="sample_asd", step=step, steps=t_idx, rows=s_idx)
             P = torch.zeros_like(X)
             P[valid_t] = out
             rounds_chain[act] += 1
@@ -356,6 +356,8 @@ def _sample_asd(model: Denoiser, step: Step, *, shape, batch: int = 1, rng: RngL
                 pos[glob] = i0[r_loc] + J[r_loc] + 1
                 known[glob] = False
                 m_hat[g_t] = drift_of(DJ)
+            check_finite(x[act_t], who="sample_asd", step=step, steps=np.maximum(pos[act] - 1, 0),
+                         rows=act)
             # records and adaptive k
             kv, kkv, accv, rowsv = neg.copy(), neg.copy(), neg.copy(), np.zeros(B, dtype=np.int64)
             kv[act], kkv[act], rowsv[act] = k_cur[act], kk, n_rows
@@ -372,7 +374,6 @@ def _sample_asd(model: Denoiser, step: Step, *, shape, batch: int = 1, rng: RngL
         if terminal:
             # the last step returns x̂0 = D(x_{S−1}) exactly, as step.advance does
             sample = step.advance(S - 1, x, dcur, None)
-        check_finite(sample, "sample_asd")
 
     report(S, S, "ASD")
     cost = counted.cost

@@ -34,6 +34,9 @@ usable by every sampler (:func:`~parasample.diffusion.sequential.sample_sequenti
   u + w·(c − u). A guided row counts as **one** evaluation in the sampler's ``Cost``; the UNet
   rows actually run are counted by the wrapper, ``denoiser.fn.unet_rows`` /
   ``denoiser.fn.unet_calls`` (:func:`pipeline_sample` copies them into ``info``).
+- **Inputs are copies:** the UNet gets its own copies of the rows, timesteps and conditioning
+  (a shared ``cond`` row is copied out per row), so a UNet that writes into its inputs cannot
+  change the sampler's state or ``cond``.
 - **fp16/bf16 UNets:** the sampler state is float32; rows are cast to the UNet's dtype for the
   call only, and the output is cast up before guidance, conversions and steps.
 
@@ -66,7 +69,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..core import SampleResult
+from ..core import SampleResult, as_count
 from ..core.errors import require
 from ..core.rng import RngLike
 from .model import Denoiser, as_output_tensor
@@ -210,8 +213,9 @@ class DiffusersModelFn:
 
     @staticmethod
     def _gather(c: torch.Tensor, idx: torch.Tensor, n: int) -> torch.Tensor:
+        """The conditioning rows of ``idx``, as a fresh tensor (the UNet may write into it)."""
         if c.shape[0] == 1:
-            return c.expand((n,) + tuple(c.shape[1:]))
+            return c.expand((n,) + tuple(c.shape[1:])).contiguous()
         if int(idx.max()) >= c.shape[0]:
             raise ValueError(f"sample index {int(idx.max())} out of range for conditioning with "
                              f"{c.shape[0]} rows (give one row per sample, or one shared row)")
@@ -282,8 +286,7 @@ def from_diffusers(unet, scheduler, *, n_steps: int, guidance_scale: Optional[fl
     """
     kind = _scheduler_kind(scheduler)
     cfg = scheduler.config
-    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    n_steps = as_count(n_steps, "n_steps", minimum=1)
 
     # --- prediction type and x̂0 post-processing
     ptype = cfg.get("prediction_type", "epsilon")
@@ -358,7 +361,7 @@ def from_diffusers(unet, scheduler, *, n_steps: int, guidance_scale: Optional[fl
     # --- schedule and grid
     schedule = Schedule.from_alpha_bar(scheduler.alphas_cumprod)
     sch = copy.deepcopy(scheduler)
-    sch.set_timesteps(int(n_steps))
+    sch.set_timesteps(n_steps)
     timesteps = sch.timesteps.detach().cpu().numpy().astype(np.int64)
     if kind == "ddim" and not cfg.get("set_alpha_to_one", True):
         final = float(schedule.alpha_bar[0])
@@ -414,9 +417,9 @@ def pipeline_sample(pipe, prompt: Union[str, Sequence[str]], *, sampler: str = "
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
-    if isinstance(num_images_per_prompt, bool) or int(num_images_per_prompt) < 1:
-        raise ValueError(f"num_images_per_prompt must be a positive integer, got "
-                         f"{num_images_per_prompt!r}")
+    num_images_per_prompt = as_count(num_images_per_prompt, "num_images_per_prompt", minimum=1)
+    height = None if height is None else as_count(height, "height", minimum=1)
+    width = None if width is None else as_count(width, "width", minimum=1)
     if not hasattr(pipe, "encode_prompt"):
         raise TypeError(f"{type(pipe).__name__} has no encode_prompt(); pipeline_sample supports "
                         "Stable-Diffusion-like pipelines")
@@ -431,7 +434,7 @@ def pipeline_sample(pipe, prompt: Union[str, Sequence[str]], *, sampler: str = "
     _, device = _model_dtype_device(unet)
     do_cfg = guidance_scale is not None and float(guidance_scale) > 1.0
     with torch.inference_mode():
-        embeds = pipe.encode_prompt(prompt, device, int(num_images_per_prompt), do_cfg,
+        embeds = pipe.encode_prompt(prompt, device, num_images_per_prompt, do_cfg,
                                     negative_prompt)
     cond, uncond = embeds[0], embeds[1]
     model, step = from_diffusers(unet, scheduler, n_steps=n_steps,
@@ -442,8 +445,8 @@ def pipeline_sample(pipe, prompt: Union[str, Sequence[str]], *, sampler: str = "
     size = ucfg.get("sample_size") if hasattr(ucfg, "get") else getattr(ucfg, "sample_size")
     if isinstance(size, (tuple, list)):
         size = size[0]
-    height = int(height) if height is not None else int(size) * f
-    width = int(width) if width is not None else int(size) * f
+    height = height if height is not None else int(size) * f
+    width = width if width is not None else int(size) * f
     if height % f or width % f:
         raise ValueError(f"height and width must be multiples of {f}, got {height}x{width}")
     in_ch = ucfg.get("in_channels") if hasattr(ucfg, "get") else getattr(ucfg, "in_channels")

@@ -19,6 +19,8 @@ Weights are float32 ``.npz`` files in ``parasample/diffusion/data/`` written by
 ``scripts/train_digits_diffusion.py``, with the metadata (schedule, prediction type, scaling,
 split, training steps and loss, classifier accuracy, SHA-256 of every weight file) in
 ``digits_diffusion.json``. Each load recomputes the SHA-256 and refuses corrupt weights.
+Loading builds the layers on torch's ``meta`` device and fills them from the file, so it
+never draws from (or advances) torch's global random generator.
 torch, scikit-learn and matplotlib are imported lazily (extras ``torch``, ``bench``, ``plot``).
 """
 
@@ -32,6 +34,7 @@ from importlib import resources
 
 import numpy as np
 
+from ..core import as_count
 from ..core.errors import require
 
 __all__ = [
@@ -177,11 +180,24 @@ def network_weights(module) -> dict[str, np.ndarray]:
     return out
 
 
+def _shipped(build, weights: dict, names):
+    """``build()`` with its weights read from ``weights``, without random initialisation:
+    the layers are made on the ``meta`` device (no data, no draws from torch's global
+    generator), given uninitialised CPU storage, then every parameter is overwritten."""
+    torch = require("torch", "torch")
+    with torch.device("meta"):
+        module = build()
+    module = module.to_empty(device="cpu")
+    _load_weights_into(module, weights, names)
+    return module
+
+
 def _load_weights_into(module, weights: dict, names) -> None:
     torch = require("torch", "torch")
     lins = _linears(module)
-    if 2 * len(lins) != len(names):
-        raise ValueError(f"expected {len(names) // 2} linear layers, found {len(lins)}")
+    if 2 * len(lins) != len(names) or len(list(module.parameters())) != len(names):
+        raise ValueError(f"expected {len(names) // 2} linear layers and no other parameters, "
+                         f"found {len(lins)} linear layers")
     with torch.no_grad():
         for k, lin in enumerate(lins, start=1):
             W, b = weights[f"W{k}"], weights[f"b{k}"]
@@ -235,8 +251,7 @@ def _prepare(module, device, dtype):
 def load_digits_network(*, device=None, dtype=None):
     """The shipped ε-prediction network alone (an ``nn.Module`` ``fn(x, t)``), in eval mode."""
     weights, meta = _read_checked(DENOISER_RESOURCE, DENOISER_WEIGHT_NAMES, "denoiser")
-    net = build_denoiser_network()
-    _load_weights_into(net, weights, DENOISER_WEIGHT_NAMES)
+    net = _shipped(build_denoiser_network, weights, DENOISER_WEIGHT_NAMES)
     net.meta = meta
     return _prepare(net, device, dtype)
 
@@ -273,8 +288,7 @@ def load_digits_classifier(*, device=None, dtype=None):
     scale. ``.meta`` holds the metadata (held-out accuracy under ``"classifier"``).
     """
     weights, meta = _read_checked(CLASSIFIER_RESOURCE, CLASSIFIER_WEIGHT_NAMES, "classifier")
-    net = build_classifier_network()
-    _load_weights_into(net, weights, CLASSIFIER_WEIGHT_NAMES)
+    net = _shipped(build_classifier_network, weights, CLASSIFIER_WEIGHT_NAMES)
     net.meta = meta
     return _prepare(net, device, dtype)
 
@@ -313,7 +327,7 @@ def save_digit_grid(samples, path, *, ncols: int | None = None, labels=None,
     n = len(img)
     if n == 0:
         raise ValueError("no samples to draw")
-    ncols = int(ncols) if ncols else int(math.ceil(math.sqrt(n)))
+    ncols = as_count(ncols, "ncols", minimum=1) if ncols is not None else math.ceil(math.sqrt(n))
     nrows = int(math.ceil(n / ncols))
     figsize = (0.8 * ncols, 0.8 * nrows + (0.4 if title else 0.0))
     fig = figure.Figure(figsize=figsize)

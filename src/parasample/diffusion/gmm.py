@@ -29,6 +29,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..core import as_count
 from ..core.rng import RngLike, as_generator
 from .model import Denoiser
 from .schedules import Schedule
@@ -165,11 +166,10 @@ class GaussianMixtureDenoiser(_ClosedForm):
 
     def sample_data(self, n: int, *, rng: RngLike = None) -> np.ndarray:
         """n i.i.d. draws from the mixture itself (numpy, (n, d)); O(n·d²)."""
-        if isinstance(n, bool) or int(n) != n or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        n = as_count(n, "n")
         g = as_generator(rng)
-        k = g.choice(self.n_components, size=int(n), p=self.weights)
-        z = g.standard_normal((int(n), self.dim))
+        k = g.choice(self.n_components, size=n, p=self.weights)
+        z = g.standard_normal((n, self.dim))
         root = self.eigvecs * np.sqrt(self.eigvals)[:, None, :]   # U diag(√λ)
         return self.means[k] + np.einsum("nij,nj->ni", root[k], z)
 
@@ -178,8 +178,9 @@ def ring_gmm(schedule: Optional[Schedule] = None, *, n_modes: int = 8, radius: f
              std: float = 0.3, prediction: str = "x0") -> GaussianMixtureDenoiser:
     """The §5 fixture: ``n_modes`` equal-weight isotropic modes (std ``std``) on a circle of
     ``radius`` in 2-D (defaults 8, 4, 0.3); ``schedule`` defaults to ``Schedule.linear()``."""
-    if n_modes < 1 or radius < 0 or std <= 0:
-        raise ValueError("need n_modes >= 1, radius >= 0 and std > 0")
+    n_modes = as_count(n_modes, "n_modes", minimum=1)
+    if not (radius >= 0 and std > 0):
+        raise ValueError(f"need radius >= 0 and std > 0, got radius={radius!r}, std={std!r}")
     schedule = Schedule.linear() if schedule is None else schedule
     ang = 2.0 * np.pi * np.arange(n_modes) / n_modes
     means = radius * np.stack([np.cos(ang), np.sin(ang)], axis=1)

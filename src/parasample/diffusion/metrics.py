@@ -20,6 +20,7 @@ import numpy as np
 from scipy import stats
 from scipy.spatial.distance import cdist
 
+from ..core import as_count
 from ..core.errors import require
 from ..core.rng import RngLike, as_generator
 
@@ -118,8 +119,7 @@ def permutation_test(x, y, statistic: Callable = energy_distance, *, n_permutati
     ``statistic(x, y) -> float`` is any two-sample statistic; :func:`energy_distance` and
     :func:`mmd_rbf` (default bandwidth) reuse one pooled distance matrix for all permutations.
     """
-    if int(n_permutations) < 1:
-        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
+    n_permutations = as_count(n_permutations, "n_permutations", minimum=1)
     gen = as_generator(rng)
     x, y = _pair(x, y)
     z = np.concatenate([x, y])
@@ -138,13 +138,13 @@ def permutation_test(x, y, statistic: Callable = energy_distance, *, n_permutati
         observed = float(statistic(x, y))
         perm_stat = lambda inx: float(statistic(z[inx], z[~inx]))  # noqa: E731
     exceed = 0
-    for _ in range(int(n_permutations)):
+    for _ in range(n_permutations):
         inx = np.zeros(m, dtype=bool)
         inx[gen.permutation(m)[:n]] = True
         # a tiny relative tolerance so that exact ties (e.g. equal multisets) count as >=
         if perm_stat(inx) >= observed - 1e-12 * abs(observed):
             exceed += 1
-    return float(observed), (1.0 + exceed) / (1.0 + int(n_permutations))
+    return float(observed), (1.0 + exceed) / (1.0 + n_permutations)
 
 
 # -- Fréchet distance ------------------------------------------------------------------------

@@ -21,6 +21,10 @@ Cost: one :meth:`Denoiser.predict` call is one model call on N rows; samplers wr
 Row layout used by all samplers: position-major, row r belongs to sample r mod B. With
 ``conditional=True`` the network is called ``fn(x, t, sample_index)`` with
 ``sample_index = LongTensor[N]`` so it can gather per-sample conditioning.
+
+The network (and a ``clip_x0`` callable) receives **copies** of x, t and ``sample_index``: a
+model that writes into its inputs cannot corrupt the sampler's state (the copies cost O(N·D),
+little beside a model call).
 """
 
 from __future__ import annotations
@@ -141,14 +145,17 @@ class Denoiser:
 
     def raw(self, x: torch.Tensor, t: torch.Tensor,
             sample_index: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The network's raw output for rows ``x`` at training timesteps ``t`` (one call)."""
-        xin = x if self.model_dtype is None or self.model_dtype == x.dtype else x.to(self.model_dtype)
+        """The network's raw output for rows ``x`` at training timesteps ``t`` (one call).
+
+        ``fn`` gets copies of ``x`` (cast to ``model_dtype``), ``t`` and ``sample_index``, so
+        it may write into them."""
+        xin = x.to(dtype=x.dtype if self.model_dtype is None else self.model_dtype, copy=True)
         if self.conditional:
             if sample_index is None:
                 raise ValueError("this Denoiser is conditional: pass sample_index")
-            out = self.fn(xin, t, sample_index)
+            out = self.fn(xin, t.clone(), sample_index.clone())
         else:
-            out = self.fn(xin, t)
+            out = self.fn(xin, t.clone())
         if not isinstance(out, torch.Tensor):
             out = getattr(out, "sample", out)  # diffusers-style output objects
         if not isinstance(out, torch.Tensor) or out.shape != x.shape:
@@ -189,11 +196,11 @@ class Denoiser:
         return x0.to(x.dtype), eps.to(x.dtype)
 
     def postprocess(self, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Apply ``clip_x0`` to x̂0 (identity when ``None``)."""
+        """Apply ``clip_x0`` to x̂0 (identity when ``None``); a callable gets a copy of ``t``."""
         if self.clip_x0 is None:
             return x0
         if callable(self.clip_x0):
-            return self.clip_x0(x0, t)
+            return self.clip_x0(x0, t.clone())
         return x0.clamp(-self.clip_x0, self.clip_x0)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor,

@@ -19,6 +19,9 @@ device") run on the primary replica alone. Splitting never changes a sampler's r
 evaluations — the sampler still makes one call per round — only the wall-clock of a call:
 T_call ≈ T_model(⌈N/G⌉) + transfers + synchronisation.
 
+Every replica gets its own copy of each tensor argument (its chunk, or the unsplit value), so a
+replica that writes into its inputs changes neither the caller's tensors nor another replica's.
+
 Worker threads inherit the caller's grad / inference mode (thread-local in torch), so samplers
 running under ``torch.inference_mode()`` keep doing so on every device. Per-row results equal
 the single-device ones up to the model's batch-composition rounding (bitwise for models whose
@@ -35,6 +38,7 @@ from typing import Any, Callable, List, Sequence, Union
 
 import torch
 
+from ..core import as_count
 from .model import as_output_tensor
 
 __all__ = ["ReplicatedModel", "MIN_SPLIT_ROWS"]
@@ -45,7 +49,10 @@ DeviceLike = Union[str, torch.device, int]
 
 
 def _to(v, device: torch.device):
-    return v.to(device) if isinstance(v, torch.Tensor) else v
+    """A replica's own copy of a tensor argument on ``device`` (other values as they are), so
+    a replica that writes into its inputs touches neither the caller's tensors nor another
+    replica's."""
+    return v.to(device, copy=True) if isinstance(v, torch.Tensor) else v
 
 
 class ReplicatedModel:
@@ -82,10 +89,8 @@ class ReplicatedModel:
         for d in devs:
             if d.type == "cuda" and d.index is None:
                 raise ValueError("name CUDA devices with an index, e.g. 'cuda:0'")
-        if isinstance(min_split_rows, bool) or int(min_split_rows) < 2:
-            raise ValueError(f"min_split_rows must be an integer >= 2, got {min_split_rows!r}")
+        self.min_split_rows = as_count(min_split_rows, "min_split_rows", minimum=2)
         self.devices: List[torch.device] = devs
-        self.min_split_rows = int(min_split_rows)
         self.replicas = [factory(d) for d in devs]
         for r in self.replicas:
             if not callable(r):

@@ -25,6 +25,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
+from ..core import as_count
 from ..core.rng import RngLike, as_generator
 
 __all__ = ["NoiseBank", "DEFAULT_MAX_BYTES"]
@@ -37,12 +38,13 @@ def _seed(g: np.random.Generator) -> int:
 
 
 def _check_shape(shape) -> tuple:
-    if isinstance(shape, (int, np.integer)):
-        shape = (int(shape),)
-    shape = tuple(int(s) for s in shape)
-    if len(shape) < 1 or any(s < 1 for s in shape):
+    """A per-sample shape as a tuple of ints >= 1 (an int n means (n,)); never truncates."""
+    if isinstance(shape, (int, np.integer, float, np.floating)):
+        shape = (shape,)
+    shape = tuple(shape)
+    if len(shape) < 1:
         raise ValueError(f"shape must be a non-empty tuple of positive ints, got {shape}")
-    return shape
+    return tuple(as_count(s, f"shape[{k}]", minimum=1) for k, s in enumerate(shape))
 
 
 class NoiseBank:
@@ -60,15 +62,13 @@ class NoiseBank:
                  rng: RngLike = None, dtype: torch.dtype = torch.float32,
                  device: Union[str, torch.device] = "cpu",
                  max_bytes: int = DEFAULT_MAX_BYTES):
-        if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
-        if isinstance(batch, bool) or int(batch) != batch or batch < 1:
-            raise ValueError(f"batch must be a positive integer, got {batch!r}")
+        n_steps = as_count(n_steps, "n_steps", minimum=1)
+        batch = as_count(batch, "batch", minimum=1)
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        self.n_steps = int(n_steps)
+        self.n_steps = n_steps
         self.shape = _check_shape(shape)
-        self.batch = int(batch)
+        self.batch = batch
         self.dtype = dtype
         self.device = torch.device(device)
         root = as_generator(rng)
@@ -101,6 +101,9 @@ class NoiseBank:
         S, B = int(z.shape[0]), int(x_T.shape[0])
         if uniforms is not None and tuple(uniforms.shape) != (S, B):
             raise ValueError(f"uniforms must have shape ({S}, {B}), got {tuple(uniforms.shape)}")
+        for name, v in (("x_T", x_T), ("z", z), ("uniforms", uniforms)):
+            if v is not None and not bool(torch.isfinite(v).all()):
+                raise ValueError(f"{name} has NaN or inf entries")
         self = cls.__new__(cls)
         self.n_steps, self.batch = S, B
         self.shape = tuple(int(s) for s in x_T.shape[1:])

@@ -26,6 +26,9 @@ final state is flagged non-converged explicitly. The running sum is an explicit 
 (no cumsum), and only the window's p+1 states are kept (rolling buffer, O(p·B·D) memory).
 When the last step ends at ᾱ = 1 (``step.terminal_x0``) the final state is x̂0 of its input,
 exactly as ``step.advance`` computes it, so that converged runs match sequential bitwise.
+Every state a round computes, converged or not, is checked: a NaN/inf anywhere in the window
+stops the run in that round (:func:`~parasample.diffusion.sequential.check_finite`), since a
+model that returns NaN/inf for a finite input would otherwise be iterated to the end.
 
 Guarantees: p = 1 or tol = 0 reproduces :func:`~parasample.diffusion.sequential.sample_sequential`
 under the same noise in exactly S rounds (bitwise when the model is batch-invariant);
@@ -40,7 +43,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..core import CountingOracle, SampleResult
+from ..core import CountingOracle, SampleResult, as_count
 from ..core.progress import ProgressLike, progress_reporter
 from ..core.rng import RngLike
 from .model import Denoiser
@@ -68,15 +71,14 @@ def sample_picard(model: Denoiser, step: Step, *, shape: Union[int, Sequence[int
     ``max_errors`` (max of err_j over the window and the batch, excluding the flagged final
     state; NaN if the window holds only it).
     """
-    shape, dtype, device, bank = prepare_run(model, step, shape=shape, batch=batch, rng=rng,
-                                             noise=noise, dtype=dtype, device=device)
-    if isinstance(window, bool) or int(window) != window or window < 1:
-        raise ValueError(f"window must be a positive integer, got {window!r}")
+    window = as_count(window, "window", minimum=1)
     tol = float(tol)
     if not (tol >= 0.0 and np.isfinite(tol)):
         raise ValueError(f"tol must be finite and non-negative, got {tol!r}")
+    shape, dtype, device, bank = prepare_run(model, step, shape=shape, batch=batch, rng=rng,
+                                             noise=noise, dtype=dtype, device=device)
     B, S = bank.batch, step.n_steps
-    p = min(int(window), S)
+    p = min(window, S)
     D = int(np.prod(shape))
     tol2 = tol * tol
     # v[j]: fixed_small variance of the step consuming state j (j < S); v[S] unused (flag).
@@ -113,6 +115,9 @@ def sample_picard(model: Denoiser, step: Step, *, shape: Union[int, Sequence[int
             if terminal and e == S:                             # last step is exactly x̂0
                 new[L] = x0[L - 1]
             new = torch.stack(new)                              # (L+1, B, *shape)
+            check_finite(new[1:].reshape((L * B,) + tuple(shape)), who="sample_picard",
+                         step=step, steps=np.repeat(np.arange(b, e), B),
+                         rows=np.tile(np.arange(B), L))
             diff = (new[1:] - buf[1:L + 1]).to(torch.float64).reshape(L, B, -1)
             err = (diff * diff).sum(-1) / (D * v_t[b + 1:e + 1, None])   # (L, B)
             if tol2 == 0.0:                                     # tol = 0: sequential mode
@@ -139,7 +144,6 @@ def sample_picard(model: Denoiser, step: Step, *, shape: Union[int, Sequence[int
             b, e = b2, e2
             report(b, S, f"Picard round {len(lengths)}")
         sample = buf[0].clone()
-        check_finite(sample, "sample_picard")
 
     cost = counted.cost
     info = {

@@ -18,6 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..core import as_count
+
 __all__ = ["Schedule", "TimeGrid", "spaced_timesteps", "SPACINGS"]
 
 SPACINGS = ("leading", "trailing", "linspace")
@@ -30,9 +32,7 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 
 def _check_n_train(n_train) -> int:
-    if isinstance(n_train, bool) or int(n_train) != n_train or n_train < 1:
-        raise ValueError(f"n_train must be a positive integer, got {n_train!r}")
-    return int(n_train)
+    return as_count(n_train, "n_train", minimum=1)
 
 
 class Schedule:
@@ -164,11 +164,10 @@ def spaced_timesteps(n_train: int, n_steps: int, spacing: str = "leading",
     Rounding is half-to-even (numpy), as in diffusers. Cost O(S).
     """
     T = _check_n_train(n_train)
-    if isinstance(n_steps, bool) or int(n_steps) != n_steps or not (1 <= n_steps <= T):
+    S = as_count(n_steps, "n_steps", minimum=1)
+    if S > T:
         raise ValueError(f"n_steps must be an integer in [1, n_train={T}], got {n_steps!r}")
-    if isinstance(offset, bool) or int(offset) != offset or offset < 0:
-        raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
-    S, offset = int(n_steps), int(offset)
+    offset = as_count(offset, "offset")
     if spacing == "leading":
         t = (np.arange(S - 1, -1, -1, dtype=np.int64) * (T // S))
     elif spacing == "trailing":

@@ -4,15 +4,20 @@
 
 with (x_T, z_i) from a :class:`~parasample.diffusion.noise.NoiseBank`. Cost: S rounds of B rows,
 so per-sample NFE = S; O(S·B·D) vector work.
+
+Also the plumbing every diffusion sampler shares: :func:`prepare_run` (all validation, then the
+noise) and :func:`check_finite` (the per-round check that stops a run at the first non-finite
+value, naming the step and the batch rows).
 """
 
 from __future__ import annotations
 
 from typing import Optional, Sequence, Union
 
+import numpy as np
 import torch
 
-from ..core import CountingOracle, NumericalError, SampleResult
+from ..core import CountingOracle, NumericalError, SampleResult, as_count
 from ..core.progress import ProgressLike, progress_reporter
 from ..core.rng import RngLike
 from .model import Denoiser, resolve_run
@@ -27,7 +32,9 @@ def prepare_run(model: Denoiser, step: Step, *, shape, batch: int, rng: RngLike,
     """Shared validation of the diffusion samplers: returns (shape, dtype, device, bank).
 
     ``noise`` and ``rng`` are exclusive; a given bank must match (S, shape, batch) and sets
-    the run dtype when ``dtype`` is None (an explicit different dtype raises).
+    the run dtype when ``dtype`` is None (an explicit different dtype raises). Everything is
+    validated before the bank spawns from ``rng``, so a refused call leaves the caller's
+    Generator as it was; callers validate their own options before calling this.
     """
     if not isinstance(step, Step):
         raise TypeError(f"step must be a DDPMStep or DDIMStep, got {type(step).__name__}")
@@ -39,9 +46,7 @@ def prepare_run(model: Denoiser, step: Step, *, shape, batch: int, rng: RngLike,
             or (step.schedule.alpha_bar == model.schedule.alpha_bar).all()):
         raise ValueError("the step's grid and the model use different training schedules")
     shape = _check_shape(shape)
-    if isinstance(batch, bool) or int(batch) != batch or batch < 1:
-        raise ValueError(f"batch must be a positive integer, got {batch!r}")
-    batch = int(batch)
+    batch = as_count(batch, "batch", minimum=1)
     if noise is None:
         noise = NoiseBank(step.n_steps, shape, batch, rng=rng, dtype=dtype, device=device)
     else:
@@ -53,12 +58,42 @@ def prepare_run(model: Denoiser, step: Step, *, shape, batch: int, rng: RngLike,
     return shape, dtype, device, noise
 
 
-def check_finite(sample: torch.Tensor, who: str) -> None:
-    """Raise NumericalError if the final sample has NaN/inf (never return it silently)."""
-    if not bool(torch.isfinite(sample).all()):
-        raise NumericalError(
-            f"{who} produced non-finite values; check the model output, run in float64, "
-            "or clip x0 (Denoiser(clip_x0=...))")
+def _host(v, n: int) -> np.ndarray:
+    """An int64 numpy vector of length n from an int, array or tensor."""
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu().numpy()
+    return np.broadcast_to(np.asarray(v, dtype=np.int64), (n,))
+
+
+def _list_rows(rows: list, limit: int = 10) -> str:
+    if len(rows) <= limit:
+        return str(rows)
+    return f"{str(rows[:limit])[:-1]}, …] ({len(rows)} rows)"
+
+
+def check_finite(values: torch.Tensor, *, who: str, step: Step, steps, rows=None) -> None:
+    """Raise NumericalError unless every row of ``values`` (N, *shape) is finite.
+
+    ``steps``: the step index i (an int, or one per row) whose model call or update produced
+    each row; ``rows``: the batch row (sample index) of each (default 0…N−1). The error
+    names the first bad step, its timestep t_i and the batch rows that are non-finite there.
+    Every sampler calls this on what each round computes, so a bad model stops the run in
+    the round that first meets it. Cost: O(N·D) and one host sync.
+    """
+    n = int(values.shape[0])
+    ok = torch.isfinite(values).reshape(n, -1).all(dim=1)
+    if bool(ok.all()):
+        return
+    bad = ~ok.cpu().numpy()
+    steps = _host(steps, n)
+    rows = np.arange(n) if rows is None else _host(rows, n)
+    first = int(steps[bad].min())
+    which = sorted({int(r) for r in rows[bad & (steps == first)]})
+    raise NumericalError(
+        f"{who}: non-finite values (NaN or inf) at step {first} (timestep "
+        f"{int(step.timesteps[first])}), batch rows {_list_rows(which)}; the model returned "
+        "NaN/inf there or the state overflowed: check the model on such inputs, run in "
+        "float64, or clip x0 (Denoiser(clip_x0=...))")
 
 
 def sample_sequential(model: Denoiser, step: Step, *, shape: Union[int, Sequence[int]],
@@ -73,7 +108,8 @@ def sample_sequential(model: Denoiser, step: Step, *, shape: Union[int, Sequence
     ``torch.inference_mode()`` in ``dtype``/``device`` (default: the model's).
     ``progress``: None, True (a bar on stderr) or a callback ``(done, total, label)`` called
     after each step; :func:`sample_picard` and :func:`sample_asd` take it too (done = steps
-    settled).
+    settled). Every sampler raises NumericalError in the round that first produces a NaN/inf
+    (:func:`check_finite`), naming the step, its timestep and the batch rows.
     """
     shape, dtype, device, bank = prepare_run(model, step, shape=shape, batch=batch, rng=rng,
                                              noise=noise, dtype=dtype, device=device)
@@ -89,7 +125,7 @@ def sample_sequential(model: Denoiser, step: Step, *, shape: Union[int, Sequence
             x0, eps = counted(x, ts[i].expand(B), sidx)
             z = None if ode else bank.z(i).to(device)
             x = step.advance(i, x, x0, z, eps)
+            check_finite(x, who="sample_sequential", step=step, steps=i)
             report(i + 1, S, "sequential")
-        check_finite(x, "sample_sequential")
     cost = counted.cost
     return SampleResult(x, cost, {"nfe": cost.evaluations / B, "n_steps": S, "batch": B})
