@@ -45,3 +45,10 @@ def test_run_quick(tmp_path):
     assert "Curie–Weiss" in res["markdown"] and "k-DPP" in res["markdown"]
     assert res["plot"] == str(png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("kw", [{"repeats": 2.5}, {"repeats": True}, {"sizes": (64, 125.5)},
+                                {"sizes": (0,)}])
+def test_run_rejects_non_integer_counts(kw):
+    with pytest.raises(ValueError, match="integer"):
+        run(quick=True, **kw)

@@ -32,8 +32,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..core.errors import NumericalError
-from .oracles import _MAX_TABLE_SIZE, Oracle, check_batch
+from ..core import NumericalError, as_count
+from .oracles import _MAX_TABLE_SIZE, Oracle, call_read_only, check_batch
 
 __all__ = ["LogCountOracle", "table_log_count"]
 
@@ -60,7 +60,7 @@ class LogCountOracle(Oracle):
         ``log_count(values int64[R, n], mask bool[R, n]) -> float64[R]``: log of an
         unnormalised weight Z(σ_S) of {X_S = σ_S} (any additive constant, the same for all
         rows), ``-inf`` where the weight is 0. Unpinned entries of ``values`` are 0. It must
-        not return NaN or ``+inf``.
+        not return NaN or ``+inf``, and gets read-only arrays (writing into them raises).
     n, q:
         Number of coordinates and alphabet size (values 0..q-1).
     max_batch:
@@ -82,15 +82,10 @@ class LogCountOracle(Oracle):
     def __init__(self, log_count: LogCount, n: int, q: int, *, max_batch: int | None = None):
         if not callable(log_count):
             raise TypeError("log_count must be callable: (values, mask) -> float64[R]")
-        if int(n) != n or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n}")
-        if int(q) != q or q < 2:
-            raise ValueError(f"q must be an integer >= 2, got {q}")
-        if max_batch is not None and (int(max_batch) != max_batch or max_batch < 1):
-            raise ValueError(f"max_batch must be a positive integer or None, got {max_batch}")
+        self.n, self.q = as_count(n, "n", minimum=1), as_count(q, "q", minimum=2)
+        self.max_batch = None if max_batch is None else as_count(max_batch, "max_batch",
+                                                                    minimum=1)
         self.log_count = log_count
-        self.n, self.q = int(n), int(q)
-        self.max_batch = None if max_batch is None else int(max_batch)
         self.count_rows = 0
         self.count_calls = 0
 
@@ -103,8 +98,11 @@ class LogCountOracle(Oracle):
         R = V.shape[0]
         step = R if self.max_batch is None else self.max_batch
         parts = []
+        fn = self.log_count
+        name = f"log_count ({getattr(fn, '__qualname__', type(fn).__name__)})"
         for s in range(0, R, step):
-            out = np.asarray(self.log_count(V[s:s + step], M[s:s + step]), dtype=np.float64)
+            out = call_read_only(self.log_count, name, V[s:s + step], M[s:s + step])
+            out = np.asarray(out, dtype=np.float64)
             k = min(step, R - s)
             if out.shape != (k,):
                 raise ValueError(f"log_count must return shape ({k},), got {out.shape}")

@@ -41,7 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.errors import NumericalError, require
+from ..core import NumericalError, as_count, require
 from .counting_form import _softmax_rows
 from .oracles import Oracle, check_batch
 
@@ -104,10 +104,9 @@ class MaskedLMOracle(Oracle):
             if length is None:
                 raise ValueError("length (the number of free positions) is required when "
                                  "candidate_ids is 1-D")
-            if int(length) != length or length < 1:
-                raise ValueError(f"length must be a positive integer, got {length}")
-            cand = np.broadcast_to(cand, (int(length), cand.size))
-        elif length is not None and length != cand.shape[0]:
+            length = as_count(length, "length", minimum=1)
+            cand = np.broadcast_to(cand, (length, cand.size))
+        elif length is not None and as_count(length, "length", minimum=1) != cand.shape[0]:
             raise ValueError(f"length = {length} disagrees with candidate_ids of shape "
                              f"{cand.shape}")
         n, q = cand.shape
@@ -117,10 +116,8 @@ class MaskedLMOracle(Oracle):
             raise ValueError("candidate_ids must be nonnegative token ids")
         if any(len(np.unique(row)) != q for row in cand):
             raise ValueError("candidate_ids must be distinct within each position")
-        if int(mask_token_id) != mask_token_id or mask_token_id < 0:
-            raise ValueError(f"mask_token_id must be a nonnegative integer, got {mask_token_id}")
-        if max_batch is not None and (int(max_batch) != max_batch or max_batch < 1):
-            raise ValueError(f"max_batch must be a positive integer or None, got {max_batch}")
+        mask_token_id = as_count(mask_token_id, "mask_token_id")
+        max_batch = None if max_batch is None else as_count(max_batch, "max_batch", minimum=1)
         prefix = _int_list(prefix_ids, "prefix_ids")
         suffix = _int_list(suffix_ids, "suffix_ids")
         config = getattr(model, "config", None)
@@ -171,8 +168,7 @@ class MaskedLMOracle(Oracle):
         Other keyword arguments go to the constructor. The tokenizer is kept for
         :meth:`to_text`.
         """
-        if int(length) != length or length < 1:
-            raise ValueError(f"length must be a positive integer, got {length}")
+        length = as_count(length, "length", minimum=1)
         mask_id = getattr(tokenizer, "mask_token_id", None)
         if mask_id is None:
             raise ValueError("the tokenizer has no mask token; a masked LM tokenizer is needed")

@@ -30,19 +30,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import Cost, SampleResult, as_generator
+from ..core import Cost, SampleResult, as_count, as_generator
 from .samplers import (
-    _check_window, _run_parallel_lockstep, _run_sequential_lockstep, _setup,
+    _check_coupler, _check_window, _run_parallel_lockstep, _run_sequential_lockstep, _setup,
+    oracle_size,
 )
 
 __all__ = ["sample_parallel_batch", "sample_sequential_batch"]
 
 
 def _setup_batch(oracle, n_samples, rng, coupler):
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) \
-            or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    children = as_generator(rng).spawn(int(n_samples))
+    """Check everything, then spawn S children and draw (π_s, r_s) from child s."""
+    n_samples = as_count(n_samples, "n_samples", minimum=1)
+    _check_coupler(coupler, oracle_size(oracle)[1])  # before spawning: rng stays as it was
+    children = as_generator(rng).spawn(n_samples)
     pis, rs = [], []
     for child in children:
         n, q, coupler_, pi, r = _setup(oracle, child, None, coupler)
@@ -85,7 +86,7 @@ def sample_parallel_batch(oracle, n_samples: int, *, rng=None, window: int | str
       ``verification_rounds``, ``max_sample_rounds``;
     - ``window``, ``orders`` int64[S, n], ``coupler``, ``n_samples``.
     """
-    w = _check_window(window, int(oracle.n))  # before spawning: bad input leaves rng as is
+    w = _check_window(window, oracle_size(oracle)[0])  # before spawning: rng stays as is
     n, q, coupler, pis, rs = _setup_batch(oracle, n_samples, rng, coupler)
     values, counted, st = _run_parallel_lockstep(oracle, n, coupler, pis, rs, w)
     info = dict(st)

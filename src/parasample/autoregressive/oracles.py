@@ -10,19 +10,30 @@ Contract: rows sum to 1, pinned coordinates are one-hot, a zero-probability pinn
 all-NaN row (never an exception), unpinned ``values`` are never read (they are zeroed before
 any computation), and every row is computed on its own (batch invariance, bit for bit).
 Spins map −1 → 0 and +1 → 1.
+
+The samplers check every answer with :func:`check_marginals` (shape, real numbers, rows
+all-NaN or nonnegative summing to 1 within 1e-9, renormalised) and hand oracles read-only
+inputs through :func:`call_read_only`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.special import gammaln
 
+from ..core import NumericalError, as_count, read_only
+
 __all__ = [
     "Oracle", "TableOracle", "ProductOracle", "IsingOracle", "CurieWeissOracle",
-    "MarkovChainOracle",
+    "MarkovChainOracle", "check_batch", "check_marginals", "call_read_only", "SUM_TOL",
+    "SUM_TOL_FLOAT32",
 ]
 
 _MAX_TABLE_SIZE = 2 ** 22
+SUM_TOL = 1e-9  # |row sum − 1| allowed in a float64 (or integer) answer; renormalised
+SUM_TOL_FLOAT32 = 1e-5  # the same for a float32 (or narrower) answer
 
 
 def check_batch(oracle, values, mask, targets):
@@ -51,6 +62,95 @@ def check_batch(oracle, values, mask, targets):
     if B and (targets.min() < 0 or targets.max() >= n):
         raise ValueError(f"targets must lie in 0..{n - 1}")
     return v, mask, targets.astype(np.int64)
+
+
+def _row_name(index: tuple[int, ...]) -> str:
+    return str(index[0]) if len(index) == 1 else str(tuple(int(k) for k in index))
+
+
+def _row_sums(rows: np.ndarray) -> np.ndarray:
+    """Σ over the last axis of a (N, q) array, row by row. Column by column for q < 8, which
+    is faster for short rows and adds in the same order as ``rows.sum(axis=1)``."""
+    q = rows.shape[1]
+    if q >= 8:
+        return rows.sum(axis=1)
+    s = rows[:, 0].copy()
+    for a in range(1, q):
+        s += rows[:, a]
+    return s
+
+
+def check_marginals(oracle, out, shape: tuple[int, ...]) -> np.ndarray:
+    """Validate an answer ``out`` of ``oracle.marginals`` against the expected ``shape``
+    ((B, q) for targeted rows, (B, n, q) for full rows) and return it as float64 with every
+    row (last axis) renormalised.
+
+    A row is either all-NaN (a zero-probability pinning; kept as NaN) or finite with entries
+    ≥ −tol and |Σ − 1| ≤ tol, tol = 1e-9 (1e-5 for a float32 answer); entries in [−tol, 0)
+    become 0 and the row is divided by its sum. Anything else raises, naming the oracle:
+    TypeError (not real numbers), ValueError (shape), NumericalError (first bad row). O(size).
+    """
+    name = type(oracle).__name__
+    try:
+        arr = np.asarray(out)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise TypeError(f"{name}.marginals must return an array of real numbers, got "
+                        f"{type(out).__name__} ({exc})") from None
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name}.marginals must return an array of real numbers, got "
+                        f"{type(out).__name__} of dtype {arr.dtype}")
+    shape = tuple(int(d) for d in shape)
+    if arr.shape != shape:
+        what = "(rows, q)" if len(shape) == 2 else "(rows, n, q)"
+        raise ValueError(f"{name}.marginals returned shape {arr.shape}, expected shape "
+                         f"{shape} {what}")
+    narrow = arr.dtype.kind == "f" and arr.dtype.itemsize < 8
+    tol = SUM_TOL_FLOAT32 if narrow else SUM_TOL
+    P = np.array(arr, dtype=np.float64)
+    rows = P.reshape(-1, shape[-1])
+    if rows.size == 0:
+        return P
+    s = _row_sums(rows)
+    with np.errstate(invalid="ignore"):
+        if np.abs(s - 1.0).max() <= tol and rows.min() >= 0:  # common case: all rows fine
+            rows /= s[:, None]
+            return P
+        zero = np.isnan(rows).all(axis=1)
+        low = rows.min(axis=1)
+        bad = ~zero & (~np.isfinite(s) | (low < -tol) | (np.abs(s - 1.0) > tol))
+    if bad.any():
+        k = int(np.argmax(bad))
+        where = _row_name(np.unravel_index(k, shape[:-1]))
+        row = rows[k]
+        if not np.isfinite(s[k]):
+            why = "is not finite (NaN only for a whole row, when the pinning has probability 0)"
+        elif low[k] < -tol:
+            why = f"has a negative entry {float(low[k])!r} (beyond the tolerance {tol:g})"
+        else:
+            f32 = " for float32" if narrow else ""
+            why = (f"sums to {float(s[k])!r}, not 1 (tolerance {tol:g}{f32}); return "
+                   "probabilities, e.g. a softmax computed in float64")
+        raise NumericalError(f"{name}.marginals: answer row {where} {why}: {row}")
+    ok = ~zero
+    if ok.any():
+        r = np.maximum(rows[ok], 0.0)
+        rows[ok] = r / r.sum(axis=1, keepdims=True)
+    return P
+
+
+def call_read_only(fn: Callable, name: str, *arrays):
+    """``fn(*arrays)`` with read-only views of the arrays (None stays None), so that a callee
+    writing into its inputs cannot corrupt the caller's state: numpy's error for the write is
+    re-raised as a ValueError naming ``name`` and the remedy."""
+    views = [None if a is None else read_only(np.asarray(a)) for a in arrays]
+    try:
+        return fn(*views)
+    except ValueError as exc:
+        if "is read-only" not in str(exc):
+            raise
+        raise ValueError(f"{name} wrote into its input arrays ({exc}); they are read-only "
+                         "because writing would corrupt the sampler's state: copy them first, "
+                         "e.g. values = np.array(values)") from exc
 
 
 class Oracle:
@@ -205,11 +305,10 @@ class CurieWeissOracle(Oracle):
     """Curie–Weiss closed form (spec §3 item 2): free spins are exchangeable, cost O(m)."""
 
     def __init__(self, n: int, beta: float, h: float = 0.0):
-        if int(n) != n or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n}")
+        n = as_count(n, "n", minimum=1)
         if not (np.isfinite(beta) and np.isfinite(h)):
             raise ValueError("beta and h must be finite")
-        self.n, self.q = int(n), 2
+        self.n, self.q = n, 2
         self.beta, self.h = float(beta), float(h)
 
     def ising_couplings(self) -> tuple[np.ndarray, np.ndarray]:
@@ -250,10 +349,11 @@ class MarkovChainOracle(Oracle):
         if init.ndim != 1 or init.size < 2:
             raise ValueError("init must be a probability vector of length q >= 2")
         q = init.size
+        n = None if n is None else as_count(n, "n", minimum=1)
         if P.ndim == 2:
             if n is None:
                 raise ValueError("n is required for a homogeneous chain")
-            P = np.broadcast_to(P, (max(int(n) - 1, 0), q, q))
+            P = np.broadcast_to(P, (n - 1, q, q))
         elif P.ndim == 3:
             if n is not None and n != P.shape[0] + 1:
                 raise ValueError(f"n = {n} disagrees with {P.shape[0]} transition matrices")

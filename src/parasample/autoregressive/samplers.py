@@ -7,20 +7,22 @@ coordinates are accepted per iteration, never their values (§6.2).
 
 Cost is measured by wrapping ``oracle.marginals`` in :class:`~parasample.core.CountingOracle`:
 ``cost.rounds`` = number of ``marginals`` calls, ``cost.evaluations`` = total rows.
+Every call gets read-only inputs and its answer is checked (shape, values) and renormalised by
+:func:`~parasample.autoregressive.oracles.check_marginals`; all arguments are checked before
+any randomness is drawn.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..core import CountingOracle, NumericalError, SampleResult, as_generator
+from ..core import CountingOracle, NumericalError, SampleResult, as_count, as_generator
+from .oracles import call_read_only, check_marginals
 
 __all__ = [
     "threshold_coupler", "gumbel_coupler", "default_coupler", "draw_randomness",
     "default_window", "sample_sequential", "sample_parallel", "ADAPTIVE",
 ]
-
-_SUM_TOL = 1e-9
 
 
 def threshold_coupler(p: np.ndarray, u: float) -> int:
@@ -52,9 +54,11 @@ def _check_coupler(coupler: str | None, q: int) -> str:
 
 def draw_randomness(n: int, q: int, rng=None, *, coupler: str | None = None):
     """Return (order π, coupler randomness indexed by coordinate): π = rng.permutation(n),
-    then ``rng.random(n)`` (threshold) or ``rng.gumbel(size=(n, q))`` (Gumbel)."""
-    rng = as_generator(rng)
+    then ``rng.random(n)`` (threshold) or ``rng.gumbel(size=(n, q))`` (Gumbel). Arguments are
+    checked before anything is drawn."""
+    n, q = as_count(n, "n", minimum=1), as_count(q, "q", minimum=2)
     coupler = _check_coupler(coupler, q)
+    rng = as_generator(rng)
     order = rng.permutation(n)
     r = rng.random(n) if coupler == "threshold" else rng.gumbel(size=(n, q))
     return order, r
@@ -65,43 +69,51 @@ ADAPTIVE = "adaptive"
 
 def default_window(n: int) -> int:
     """max(2, round(n^{1/3})) — ``round``, since 4096 ** (1/3) = 15.999…"""
+    n = as_count(n, "n", minimum=1)
     return max(2, int(round(n ** (1.0 / 3.0))))
 
 
-def _bad_row_error(p: np.ndarray) -> NumericalError:
-    s = p.sum()
-    if not np.isfinite(s) or np.any(p < 0):
-        return NumericalError(f"oracle returned an invalid marginal row {p}")
-    return NumericalError(f"oracle marginal sums to {s!r}, not 1 (tolerance {_SUM_TOL})")
+def _ask(oracle, counted, shape, values, mask, targets=None) -> np.ndarray:
+    """One counted ``marginals`` call on read-only inputs; the answer is checked against
+    ``shape`` and renormalised by :func:`~parasample.autoregressive.oracles.check_marginals`
+    (all-NaN rows, i.e. zero-probability pinnings, stay NaN)."""
+    name = f"{type(oracle).__name__}.marginals"
+    return check_marginals(oracle, call_read_only(counted, name, values, mask, targets), shape)
+
+
+def _zero_probability_error(oracle, where) -> NumericalError:
+    return NumericalError(
+        f"{type(oracle).__name__}.marginals answered an all-NaN row {where} (a pinning of "
+        "probability zero) for a prefix that the sampler drew from the oracle's own "
+        "conditionals, so it has positive probability: the oracle is inconsistent (e.g. a "
+        "log_count returning -inf for an event of positive weight)")
 
 
 def _draw_rows(P: np.ndarray, R: np.ndarray, coupler: str) -> tuple[np.ndarray, np.ndarray]:
-    """Validate, renormalise and couple B marginal rows at once: ``P`` float[B, q], ``R`` the
-    coupler randomness float[B] (threshold) or float[B, q] (Gumbel). Returns (draws int64[B],
-    bad bool[B]); a row is bad if it is non-finite (NaN rows included), has a negative entry
-    or sums to 1 ± 1e-9 only loosely; its draw is meaningless and the caller decides whether
-    the row matters. Every operation is per row and elementwise, so a row's draw does not
-    depend on the rows it is batched with (the samplers and the lockstep batch share it)."""
+    """Couple B checked marginal rows at once (rows from :func:`_ask`: normalised, or all-NaN):
+    ``P`` float[B, q], ``R`` the coupler randomness float[B] (threshold) or float[B, q]
+    (Gumbel). Returns (draws int64[B], bad bool[B]); a bad (NaN) row's draw is meaningless
+    and the caller decides whether the row matters. Every operation is per row and
+    elementwise, so a row's draw does not depend on the rows it is batched with."""
     P = np.asarray(P, dtype=np.float64)
-    s = P.sum(axis=1)
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(s) | np.any(P < 0, axis=1) | (np.abs(s - 1.0) > _SUM_TOL)
-    s = np.where(bad, 1.0, s)
+    bad = np.isnan(P).any(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        Pn = P / s[:, None]
         if coupler == "threshold":
-            y = np.asarray(R) < Pn[:, 1]
+            y = np.asarray(R) < P[:, 1]
         else:
-            y = np.argmax(np.log(Pn) + np.asarray(R), axis=1)
+            y = np.argmax(np.log(P) + np.asarray(R), axis=1)
     return y.astype(np.int64), bad
 
 
 def _draw(p: np.ndarray, r, coupler: str) -> int:
-    """Validate and renormalise one marginal row, then apply the coupler."""
-    y, bad = _draw_rows(np.asarray(p)[None], np.asarray(r)[None], coupler)
-    if bad[0]:
-        raise _bad_row_error(np.asarray(p))
-    return int(y[0])
+    """Couple one checked marginal row (reference for :func:`_draw_rows`)."""
+    p = np.asarray(p, dtype=np.float64)
+    if np.isnan(p).any():
+        raise NumericalError("cannot draw from a NaN (zero-probability) row")
+    if coupler == "threshold":
+        return int(r < p[1])
+    with np.errstate(divide="ignore"):
+        return int(np.argmax(np.log(p) + np.asarray(r)))
 
 
 def _check_window(window, n: int):
@@ -112,26 +124,31 @@ def _check_window(window, n: int):
         if window == ADAPTIVE:
             return ADAPTIVE
         raise ValueError(f"window must be a positive integer, None or 'adaptive', got {window!r}")
-    try:
-        ok = not isinstance(window, bool) and int(window) == window and window >= 1
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"window must be a positive integer, got {window!r}")
-    return int(window)
+    return as_count(window, "window", minimum=1)
+
+
+def oracle_size(oracle) -> tuple[int, int]:
+    """(n, q) of an oracle, checked to be integers with n ≥ 1 and q ≥ 2 (never truncated)."""
+    return as_count(oracle.n, "oracle.n", minimum=1), as_count(oracle.q, "oracle.q", minimum=2)
+
+
+def _check_order(order, n: int):
+    if order is None:
+        return None
+    order = np.asarray(order)
+    if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
+        raise ValueError(f"order must be a permutation of 0..{n - 1}")
+    return order.astype(np.int64)
 
 
 def _setup(oracle, rng, order, coupler):
-    n, q = int(oracle.n), int(oracle.q)
-    if n < 1 or q < 2:
-        raise ValueError(f"oracle needs n >= 1 and q >= 2, got n = {n}, q = {q}")
+    """Check the oracle, coupler and order, then draw (π, r): bad input draws nothing."""
+    n, q = oracle_size(oracle)
     coupler = _check_coupler(coupler, q)
+    order = _check_order(order, n)
     pi, r = draw_randomness(n, q, rng, coupler=coupler)
     if order is not None:
-        order = np.asarray(order)
-        if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
-            raise ValueError(f"order must be a permutation of 0..{n - 1}")
-        pi = order.astype(np.int64)
+        pi = order
     return n, q, coupler, pi, r
 
 
@@ -157,8 +174,8 @@ def sample_parallel(oracle, *, rng=None, window: int | str | None = None, order=
     each iteration, int64[iterations]; the iteration looks at min(w, n − t) coordinates),
     ``order``, ``coupler``.
     """
+    w = _check_window(window, oracle_size(oracle)[0])  # before _setup draws
     n, q, coupler, pi, r = _setup(oracle, rng, order, coupler)
-    w = _check_window(window, n)
     return _run_parallel(oracle, n, coupler, pi, r, w, verify=True)
 
 
@@ -184,18 +201,17 @@ def _run_parallel(oracle, n, coupler, pi, r, w, *, verify=True) -> SampleResult:
 def _run_sequential_lockstep(oracle, n, coupler, pis, rs):
     """Chain rule for S samples at once: n calls of S targeted rows."""
     S = len(pis)
+    q = rs.shape[2] if rs.ndim == 3 else 2  # Gumbel randomness is [S, n, q]; threshold: q = 2
     counted = CountingOracle(oracle.marginals)
     values = np.zeros((S, n), dtype=np.int64)
     mask = np.zeros((S, n), dtype=bool)
     rows = np.arange(S)
     for t in range(n):
         i = pis[:, t]
-        p = np.asarray(counted(values, mask, i))
-        if np.isnan(p).any():
-            raise NumericalError("oracle returned NaN for a positive-probability prefix")
+        p = _ask(oracle, counted, (S, q), values, mask, i)
         y, bad = _draw_rows(p, rs[rows, i], coupler)
         if bad.any():
-            raise _bad_row_error(p[np.flatnonzero(bad)[0]])
+            raise _zero_probability_error(oracle, int(np.argmax(bad)))
         values[rows, i] = y
         mask[rows, i] = True
     return values, counted
@@ -219,6 +235,7 @@ def _run_parallel_lockstep(oracle, n, coupler, pis, rs, window, *, verify=True):
     Returns (values int64[S, n], the :class:`CountingOracle`, per-sample statistics).
     """
     S = len(pis)
+    q = rs.shape[2] if rs.ndim == 3 else 2  # Gumbel randomness is [S, n, q]; threshold: q = 2
     adaptive = window == ADAPTIVE
     w0 = default_window(n) if adaptive else int(window)
     counted = CountingOracle(oracle.marginals)
@@ -245,16 +262,15 @@ def _run_parallel_lockstep(oracle, n, coupler, pis, rs, window, *, verify=True):
         valid = jj[None, :] < W[:, None]
         K = pis[act[:, None], np.minimum(t[act][:, None] + jj[None, :], n - 1)]  # k_j
         # Speculate: one row per sample pinning its prefix, all marginals.
-        phat = np.asarray(counted(values[act], mask[act], None))
+        phat = _ask(oracle, counted, (A, n, q), values[act], mask[act])
         spec_rounds += 1
         rounds[act] += 1
         evaluations[act] += 1
         Pk = phat[ar[:, None], K][valid]
-        if np.isnan(Pk).any():
-            raise NumericalError("oracle returned NaN for a positive-probability prefix")
         g, bad = _draw_rows(Pk, rs[act[:, None], K][valid], coupler)
         if bad.any():
-            raise _bad_row_error(Pk[np.flatnonzero(bad)[0]])
+            b, j = np.argwhere(valid)[np.argmax(bad)]
+            raise _zero_probability_error(oracle, (int(b), int(K[b, j])))
         G = np.zeros((A, Wm), dtype=np.int64)
         G[valid] = g
         a = W.copy()  # accepted count per active sample
@@ -277,7 +293,7 @@ def _run_parallel_lockstep(oracle, n, coupler, pis, rs, window, *, verify=True):
                 V[sel, km] = G[owner[sel], m]
                 M[sel, km] = True
             tg = K[owner, jrow]
-            pv = np.asarray(counted(V, M, tg))
+            pv = _ask(oracle, counted, (owner.size, q), V, M, tg)
             ver_rounds += 1
             rounds[act[ver]] += 1
             evaluations[act[ver]] += nrow
@@ -292,11 +308,9 @@ def _run_parallel_lockstep(oracle, n, coupler, pis, rs, window, *, verify=True):
             badm[owner, jrow] = bad
             hit_bad = has & badm[ver, first]
             if hit_bad.any():
+                # §6.2: a NaN row has a zero-probability earlier guess, hence a mismatch first.
                 row = np.flatnonzero((owner == ver[hit_bad][0]) & (jrow == first[hit_bad][0]))[0]
-                if np.isnan(pv[row]).any():
-                    # §6.2: a NaN row has a zero-probability earlier guess, hence a mismatch.
-                    raise NumericalError("NaN verification row before the first mismatch")
-                raise _bad_row_error(pv[row])
+                raise _zero_probability_error(oracle, int(row))
             Y = np.zeros((A, Wm), dtype=np.int64)
             Y[owner, jrow] = y
             mm = ver[has]

@@ -37,6 +37,7 @@ from scipy.special import gammaln
 from ..autoregressive.oracles import CurieWeissOracle, MarkovChainOracle
 from ..autoregressive.lockstep import sample_parallel_batch, sample_sequential_batch
 from ..autoregressive.samplers import default_window, sample_parallel, sample_sequential
+from ..core import as_count
 from ..core.progress import progress_reporter
 from .harness import environment_info, markdown_table, restore_blas_threads, set_blas_threads
 
@@ -516,9 +517,9 @@ def run(*, sizes: Optional[Sequence[int]] = None, repeats: int = 3, seed: int = 
     in (a) (remaining sizes are skipped and listed); ``plot`` is a PNG path (needs
     matplotlib; ``result["plot"]`` is the path written, or None).
     """
-    if repeats < 1:
-        raise ValueError("repeats must be >= 1")
-    sizes = tuple(sizes) if sizes is not None else (QUICK_SIZES if quick else SIZES)
+    repeats = as_count(repeats, "repeats", minimum=1)
+    sizes = (tuple(as_count(x, "sizes entry", minimum=1) for x in sizes) if sizes is not None
+             else (QUICK_SIZES if quick else SIZES))
     kn, kks = (QUICK_KDPP_N, QUICK_KDPP_KS) if quick else (KDPP_N, KDPP_KS)
     wall_sizes = QUICK_WALL_SIZES if quick else WALL_SIZES
     lock_sizes = QUICK_LOCKSTEP_SIZES if quick else LOCKSTEP_SIZES
