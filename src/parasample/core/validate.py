@@ -19,8 +19,8 @@ def as_count(value: Any, name: str, *, minimum: int = 0) -> int:
         isinstance(value, (float, np.floating)) and float(value).is_integer()
     )
     if isinstance(value, (bool, np.bool_)) or not ok_type or value < minimum:
-        bound = "a non-negative" if minimum == 0 else f"an integer >= {minimum}, i.e. a"
-        raise ValueError(f"{name} must be {bound} integer, got {value!r}")
+        bound = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
     return int(value)
 
 
