@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def _readme_commands():
     text = (ROOT / "README.md").read_text()
     block = re.search(r"```(?:bash|sh)?\n(.*?)```", text, re.S).group(1)
-    return [line.strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    return [line.strip() for line in block.splitlines()
+            if line.strip() and not line.startswith("#")]
 
 
 def test_readme_opens_with_the_two_setup_commands_and_ci_runs_the_second():
@@ -28,8 +29,11 @@ def test_readme_opens_with_the_two_setup_commands_and_ci_runs_the_second():
 
 def test_help_and_unknown_command(capsys):
     assert main([]) == 2
-    with pytest.raises(SystemExit):
-        main(["nonsense"])
+    assert main(["nonsense"]) == 2
+    assert "invalid choice: 'nonsense'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
 
 
 def test_dpp_command_json_and_output_file(tmp_path, capsys):
@@ -39,7 +43,7 @@ def test_dpp_command_json_and_output_file(tmp_path, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert payload["n"] == 60 and len(payload["samples"]) == 3
     lines = out.read_text().splitlines()
-    assert [list(map(int, l.split())) for l in lines] == payload["samples"]
+    assert [list(map(int, line.split())) for line in lines] == payload["samples"]
     for s in payload["samples"]:
         assert s == sorted(set(s)) and all(0 <= i < 60 for i in s)
     # same seed, same samples

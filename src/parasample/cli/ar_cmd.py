@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 from ..core.progress import track
 from ..core.rng import as_generator
 from ..core.stats import chisquare_counts
-from ._common import add_common_options, emit_json, format_table, progress_option
+from ._common import add_common_options, emit_json, format_table, image_file, progress_option
 
 ORACLES = ("curie-weiss", "markov", "digits")
 
@@ -37,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("--window", type=int, default=None, help="speculation window (≈ n^(1/3))")
     p.add_argument("--samples", type=int, default=1)
     p.add_argument("--sweep", action="store_true", help="rounds vs n for n = 64 … 4096")
-    p.add_argument("--png", type=Path, help="digits: write the samples as a PNG grid")
+    p.add_argument("--png", type=image_file, help="digits: write the samples as a PNG grid")
     add_common_options(p)
     p.set_defaults(func=run)
 
@@ -72,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--samples and --n must be at least 1")
     if args.window is not None and args.window < 1:
         raise ValueError("--window must be at least 1")
+    if args.sweep and args.png:
+        raise ValueError("--png draws samples; it is not used with --sweep")
     rng = as_generator(args.seed)
     if args.sweep:
         rows = []
@@ -93,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"\nlog-log slope of parallel rounds vs n: {slope:.3f} (theory ≈ 2/3)")
         return 0 if all(r["identical"] for r in rows) else 1
     oracle = build_oracle(args.oracle, args.n, args.beta)
+    if args.png:
+        _png_side(oracle.n)  # before any sampling
     results = []
     for _ in track(range(args.samples), progress_option(args), "ar samples"):
         results.append(_one(oracle, args.window, int(rng.integers(2**31))))
@@ -124,9 +129,7 @@ def run(args: argparse.Namespace) -> int:
 def _png(path: Path, samples, n: int) -> None:
     from ..core.errors import require
 
-    side = int(round(np.sqrt(n)))
-    if side * side != n:
-        raise ValueError("--png needs a square number of coordinates (the digits model)")
+    side = _png_side(n)
     plt = require("matplotlib.pyplot", "plot")
     cols = min(8, len(samples))
     rows = -(-len(samples) // cols)
@@ -137,6 +140,14 @@ def _png(path: Path, samples, n: int) -> None:
         ax.imshow(np.asarray(x).reshape(side, side), cmap="gray_r", vmin=0, vmax=1)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
+
+
+def _png_side(n: int) -> int:
+    side = math.isqrt(n)
+    if side * side != n:
+        raise ValueError(f"--png needs a square number of coordinates (the digits model), "
+                         f"got n = {n}")
+    return side
 
 
 # ---------------------------------------------------------------------------- tour

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-from pathlib import Path
 
-from ._common import add_common_options, emit_json, progress_option
+from ._common import add_common_options, emit_json, image_file, output_file, progress_option
 
 DOMAINS = {"dpp": "parasample.bench.dpp", "trees": "parasample.bench.trees",
            "ar": "parasample.bench.counting", "diffusion": "parasample.bench.diffusion"}
@@ -24,8 +23,8 @@ def register(sub) -> None:
                    help="seconds after which a slow baseline is cut (ratio lower bound)")
     p.add_argument("--blas-threads", type=int, default=None,
                    help="limit BLAS threads during the run (steadier timings on a busy machine)")
-    p.add_argument("--plot", type=Path, help="ar: log-log PNG of rounds vs n")
-    p.add_argument("--output", type=Path, help="also write the JSON report here")
+    p.add_argument("--plot", type=image_file, help="ar: log-log PNG of rounds vs n")
+    p.add_argument("--output", type=output_file, help="also write the JSON report here")
     add_common_options(p)
     p.set_defaults(func=run)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import add_common_options, emit_json, progress_option
+from ._common import add_common_options, emit_json, image_file, progress_option
 
 MODELS = ("gmm", "digits")
 METHODS = ("picard", "asd", "sequential")
@@ -43,7 +43,7 @@ def register(sub) -> None:
     p.add_argument("--k", type=int, default=16, help="ASD draft length")
     p.add_argument("--adaptive", action="store_true", help="ASD: adapt k from the past")
     p.add_argument("--samples", type=int, default=16, help="batch of samples (lockstep)")
-    p.add_argument("--png", type=Path, help="write the samples as a PNG")
+    p.add_argument("--png", type=image_file, help="write the samples as a PNG")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: the built-in models are tiny, and "
                         "more threads only add overhead)")
@@ -85,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--steps must be at least 2 and --samples at least 1")
     if args.method == "asd" and args.sampler != "ddpm":
         raise ValueError("ASD samples DDPM chains: use --sampler ddpm")
-    import torch
+    from ..core.errors import require
 
+    torch = require("torch", "torch")
     from .. import diffusion as D
 
     if args.threads < 1:

@@ -7,10 +7,13 @@ Examples::
     parasample tree --graph grid:30x30 --plot maze.png
 
 Edge-list files have one edge per line, ``u v`` or ``u v w`` (whitespace or commas; ``#``
-starts a comment); vertex labels may be any strings. Trees are written as edge lists in the
-same labels, one edge per line, trees separated by a blank line. With ``--samples N > 1``
-the repeated sampler by domain sparsification is used (approximate, within TV ``--eps``);
-``--exact`` runs Wilson for every sample instead.
+starts a comment); vertex labels may be any strings, and errors in the file (self-loops,
+weights that are not finite and > 0, a disconnected graph) name its labels and line numbers.
+Trees are written as edge lists in the same labels, one edge per line, each tree's n − 1
+lines after the previous tree's. With ``--samples N > 1`` the repeated sampler by domain
+sparsification is used (approximate, within TV ``--eps``); ``--exact`` runs Wilson for every
+sample instead. Generated graphs are capped before they are built: 10⁷ edges (2·10⁶ for the
+networkx-built wheel and hypercube).
 """
 
 from __future__ import annotations
@@ -25,16 +28,23 @@ import numpy as np
 from ..core.progress import track
 from ..core.rng import as_generator
 from ..core.stats import chisquare_counts, tv_bootstrap_threshold, tv_distance
-from ._common import add_common_options, emit_json, progress_option
+from ._common import (
+    add_common_options, emit_json, image_file, input_file, output_file, progress_option,
+)
 
 GENERATORS = "grid:AxB, complete:N, wheel:N, hypercube:D, petersen, random:N:M"
+# Peak memory is about 220 bytes per edge for the edge arrays and the walk's tables, plus
+# about 600 bytes per edge while networkx builds the wheel and hypercube graphs.
+MAX_EDGES = 10_000_000
+MAX_NETWORKX_EDGES = 2_000_000
 
 
 def register(sub) -> None:
     p = sub.add_parser("tree", help="sample uniform / weighted spanning trees",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--edges", type=Path, help="edge-list file: 'u v' or 'u v w' per line")
+    src.add_argument("--edges", type=input_file,
+                     help="edge-list file: 'u v' or 'u v w' per line")
     src.add_argument("--graph", default=None, help=f"named generator: {GENERATORS} "
                      "(default grid:30x30)")
     p.add_argument("--weighted", action="store_true",
@@ -46,66 +56,137 @@ def register(sub) -> None:
                    help="with --samples > 1: exact Wilson for every tree (no sparsification)")
     p.add_argument("--eps", type=float, default=0.1, help="sparsified sampler's TV target")
     p.add_argument("--count", action="store_true", help="also print log(number of trees)")
-    p.add_argument("--output", type=Path, help="write the trees here (default: stdout)")
-    p.add_argument("--plot", type=Path, help="PNG of the first tree (grid graphs)")
+    p.add_argument("--output", type=output_file,
+                   help="write the trees here (default: stdout)")
+    p.add_argument("--plot", type=image_file, help="PNG of the first tree (grid graphs)")
     add_common_options(p)
     p.set_defaults(func=run)
 
 
 def read_edge_list(path: Path, weighted: bool):
-    """(edges (m,2) int64, weights or None, labels) from an edge-list file."""
+    """(edges (m,2) int64, weights or None, labels) from an edge-list file.
+
+    Checked here, in the file's own labels and line numbers: self-loops, weights that are
+    not finite and > 0, and a disconnected graph."""
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text edge list (byte {exc.start} is not "
+                         f"{exc.encoding})") from None
     index: dict[str, int] = {}
     pairs, weights = [], []
-    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+    for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].replace(",", " ").split()
         if not line:
             continue
         if len(line) < 2 or (weighted and len(line) < 3):
             raise ValueError(f"{path}:{lineno}: expected 'u v{' w' if weighted else ''}', "
                              f"got {raw.strip()!r}")
-        u, v = (index.setdefault(x, len(index)) for x in line[:2])
-        pairs.append((u, v))
+        a, b = line[:2]
+        if a == b:
+            raise ValueError(f"{path}:{lineno}: self-loop at vertex {a!r}: a self-loop is "
+                             "never in a spanning tree; delete the line")
         if weighted:
             try:
-                weights.append(float(line[2]))
+                w = float(line[2])
             except ValueError:
-                raise ValueError(f"{path}:{lineno}: weight {line[2]!r} is not a number")
+                raise ValueError(f"{path}:{lineno}: weight {line[2]!r} is not a "
+                                 "number") from None
+            if not (np.isfinite(w) and w > 0):
+                raise ValueError(f"{path}:{lineno}: edge {a!r} – {b!r} has weight {line[2]}; "
+                                 "weights must be finite and > 0")
+            weights.append(w)
+        pairs.append((index.setdefault(a, len(index)), index.setdefault(b, len(index))))
     if not pairs:
         raise ValueError(f"{path}: no edges")
     labels = list(index)
-    return np.array(pairs, dtype=np.int64), (np.array(weights) if weighted else None), labels
+    edges = np.array(pairs, dtype=np.int64)
+    _check_connected(edges, labels, path)
+    return edges, (np.array(weights) if weighted else None), labels
+
+
+def _check_connected(edges: np.ndarray, labels: list, path: Path) -> None:
+    """A ValueError naming two vertices (by their labels) in different components."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(labels)
+    A = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    count, comp = connected_components(A, directed=False)
+    if count > 1:
+        other = int(np.flatnonzero(comp != comp[0])[0])
+        raise ValueError(
+            f"{path}: the graph is disconnected ({count} connected components): no path joins "
+            f"vertex {labels[0]!r} and vertex {labels[other]!r}; it has no spanning tree, "
+            "sample a tree of each component separately")
+
+
+def parse_graph(spec: str) -> tuple[str, tuple[int, ...]]:
+    """(name, sizes) of a named generator, with sizes and edge counts checked before
+    anything is built."""
+    forms = {"grid": "grid:AxB", "complete": "complete:N", "wheel": "wheel:N",
+             "hypercube": "hypercube:D", "random": "random:N:M", "petersen": "petersen"}
+    name, *args = spec.split(":")
+    if name not in forms:
+        raise ValueError(f"unknown graph {spec!r}; use one of: {GENERATORS}")
+    parts = args[0].lower().split("x") if name == "grid" and len(args) == 1 else args
+    arity = {"grid": 2, "random": 2, "petersen": 0}.get(name, 1)
+    try:
+        sizes = tuple(int(x) for x in parts)
+    except ValueError:
+        sizes = ()
+    if len(sizes) != arity or (sizes and min(sizes) < (2 if name == "random" else 1)):
+        raise ValueError(f"--graph {spec}: expected {forms[name]} with positive integer "
+                         "sizes" + (", N ≥ 2" if name == "random" else ""))
+    if name == "random" and sizes[1] < sizes[0]:
+        raise ValueError("random:N:M needs M >= N")
+    cap = MAX_NETWORKX_EDGES if name in ("wheel", "hypercube") else MAX_EDGES
+    # hypercube:D has D·2^(D-1) edges: beyond D = 64 skip forming that huge integer
+    m = _edge_count(name, sizes) if name != "hypercube" or sizes[0] <= 64 else None
+    if m is None or m > cap:
+        count = f"{m:,} edges" if m is not None else "more than 2^64 edges"
+        raise ValueError(
+            f"--graph {spec} is too large: {count}; the maximum is {cap:,} edges for "
+            f"{forms[name]} (about {220 if cap == MAX_EDGES else 820} bytes per edge at peak)")
+    return name, sizes
+
+
+def _edge_count(name: str, sizes: tuple[int, ...]) -> int:
+    if name == "grid":
+        a, b = sizes
+        return a * (b - 1) + b * (a - 1)
+    if name == "complete":
+        return sizes[0] * (sizes[0] - 1) // 2
+    if name == "wheel":
+        return 2 * (sizes[0] - 1)
+    if name == "hypercube":
+        return sizes[0] * 2 ** (sizes[0] - 1)
+    if name == "random":
+        return sizes[1]
+    return 15  # petersen
 
 
 def generate(spec: str, rng: np.random.Generator):
-    """(edges, labels, grid shape or None) for a named generator."""
+    """(edges, vertex count, grid shape or None) for a named generator."""
     import networkx as nx
 
-    from ..bench.trees import grid_edges, random_connected_graph
+    from ..bench.trees import complete_graph_edges, grid_edges, random_connected_graph
 
-    name, *args = spec.split(":")
-    try:
-        if name == "grid" and len(args) == 1:
-            a, b = (int(x) for x in args[0].lower().split("x"))
-            return grid_edges(a, b), None, (a, b)
-        if name == "random" and len(args) == 2:
-            n, m = int(args[0]), int(args[1])
-            if m < n:
-                raise ValueError("random:N:M needs M >= N")
-            return random_connected_graph(n, m, int(rng.integers(2**31))), None, None
-        graphs = {"complete": lambda k: nx.complete_graph(k), "wheel": lambda k: nx.wheel_graph(k),
-                  "hypercube": lambda k: nx.hypercube_graph(k)}
-        if name in graphs and len(args) == 1:
-            G = nx.convert_node_labels_to_integers(graphs[name](int(args[0])))
-        elif name == "petersen" and not args:
-            G = nx.petersen_graph()
-        else:
-            raise ValueError
-    except ValueError as exc:
-        msg = str(exc) or f"unknown graph {spec!r}; use one of: {GENERATORS}"
-        raise ValueError(msg) from None
-    return np.array(list(G.edges), dtype=np.int64).reshape(-1, 2), None, None
+    name, sizes = parse_graph(spec)
+    if name == "grid":
+        a, b = sizes
+        return grid_edges(a, b), a * b, (a, b)
+    if name == "random":
+        n, m = sizes
+        return random_connected_graph(n, m, int(rng.integers(2**31))), n, None
+    if name == "complete":  # same edge order as networkx.complete_graph
+        return complete_graph_edges(sizes[0]), sizes[0], None
+    build = {"wheel": nx.wheel_graph, "hypercube": nx.hypercube_graph,
+             "petersen": lambda: nx.petersen_graph()}[name]
+    G = nx.convert_node_labels_to_integers(build(*sizes))
+    return np.array(list(G.edges), dtype=np.int64).reshape(-1, 2), G.number_of_nodes(), None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,17 +196,25 @@ def run(args: argparse.Namespace) -> int:
 
     if args.samples < 1:
         raise ValueError("--samples must be at least 1")
+    spec = args.graph or "grid:30x30"
+    if not args.edges:
+        name, _ = parse_graph(spec)
+        if args.plot and name != "grid":
+            raise ValueError("--plot draws grid graphs only (--graph grid:AxB)")
+    elif args.plot:
+        raise ValueError("--plot draws grid graphs only (--graph grid:AxB)")
     rng = as_generator(args.seed)
     shape = None
     if args.edges:
         edges, weights, labels = read_edge_list(args.edges, args.weighted)
+        n = len(labels)
     else:
-        edges, labels, shape = generate(args.graph or "grid:30x30", rng)
-        weights = None
+        edges, n, shape = generate(spec, rng)
+        weights, labels = None, None
     if args.random_weights:
         weights = rng.lognormal(0.0, 1.0, size=len(edges))
     t0 = time.perf_counter()
-    graph = as_graph(edges, weight=weights)
+    graph = as_graph(edges, weight=weights, n_nodes=n)
     setup = time.perf_counter() - t0
     trees, steps, times = [], [], []
     sampler = None
@@ -174,8 +263,6 @@ def run(args: argparse.Namespace) -> int:
 def _plot(path: Path, tree: np.ndarray, shape) -> None:
     from ..core.errors import require
 
-    if shape is None:
-        raise ValueError("--plot draws grid graphs only (--graph grid:AxB)")
     plt = require("matplotlib.pyplot", "plot")
     from matplotlib.collections import LineCollection
 
