@@ -178,13 +178,18 @@ def test_resistances_vs_pinv(seed, multi):
     assert np.sum(g.weights * R) == pytest.approx(g.n - 1, rel=1e-10)
 
 
-def test_blocked_sparse_route_matches_dense(monkeypatch):
+def test_sparse_routes_match_dense(monkeypatch):
     G = _random_weighted(150, 0.03, seed=7, multi=True)
     g = as_graph(G, weight="weight")
     dense = effective_resistances(g)
-    monkeypatch.setattr(lap, "DENSE_MAX_N", 10)
-    blocked = effective_resistances(g)
+    monkeypatch.setattr(lap, "SMALL_N", 10)
+    selected = effective_resistances(g)
+    np.testing.assert_allclose(selected, dense, rtol=1e-9, atol=1e-13)
+    monkeypatch.setattr(lap, "numba", None)  # the fallback without numba
+    calls = []
+    blocked = effective_resistances(g, progress=lambda d, t, label: calls.append(d))
     np.testing.assert_allclose(blocked, dense, rtol=1e-9, atol=1e-13)
+    assert calls == [0, 1, 2, 3]  # 149 unit right-hand sides in blocks of 64
 
 
 def test_parallel_edges_each_have_their_marginal():

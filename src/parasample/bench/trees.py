@@ -24,7 +24,6 @@ Scale rows (no baseline can run them; walk steps reported next to seconds):
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable, Optional, Sequence
 

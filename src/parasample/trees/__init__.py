@@ -1,6 +1,7 @@
 """Random spanning trees (spec: shared/specs/trees.md).
 
 - :func:`random_spanning_tree` — exact weighted uniform spanning tree (Wilson, numba);
+  ``max_steps=`` caps a walk (:class:`WalkBudgetError`);
 - :func:`count_spanning_trees`, :func:`effective_resistances`,
   :func:`approx_effective_resistances`, :func:`edge_marginals` — Kirchhoff quantities;
 - :class:`SparsifiedTreeSampler` — repeated sampling by domain sparsification (TV ≤ ε);
@@ -21,6 +22,7 @@ from .wilson import (
     random_spanning_tree,
     random_spanning_tree_edges,
     random_spanning_trees,
+    WalkBudgetError,
     wilson_tree,
     wilson_trees,
 )
@@ -30,5 +32,5 @@ __all__ = [
     "wilson_tree", "wilson_trees", "aldous_broder_tree",
     "count_spanning_trees", "effective_resistances", "approx_effective_resistances",
     "edge_marginals", "transfer_current_matrix",
-    "SparsifiedTreeSampler", "spanning_tree_law",
+    "SparsifiedTreeSampler", "spanning_tree_law", "WalkBudgetError",
 ]

@@ -9,7 +9,9 @@ Accepted inputs:
 - a scipy sparse adjacency matrix (square, symmetric within 1e-12 relative, zero diagonal;
   stored zeros are ignored; entries are the weights, so ``weight`` must be ``None``).
 - an ``(m, 2)`` integer edge array, with ``weight`` an ``(m,)`` array or ``None`` and
-  ``n_nodes`` the vertex count (default: largest index + 1).
+  ``n_nodes`` the vertex count (default: largest index + 1). Indices must be 0..n−1: an
+  index beyond what m edges can connect (n > m + 1) is rejected before anything of size n
+  is allocated, with a hint to relabel.
 
 Parallel edges (multi-edges) are summed in every quantity of the vertex-pair graph — the
 Laplacian, tree counts, resistances — and the sampler keeps them as distinct edges, so a
@@ -29,7 +31,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["WeightedGraph", "as_graph"]
+from ..core.validate import as_count
+
+__all__ = ["WeightedGraph", "as_graph", "row_prefix_sums", "user_stacklevel"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,8 +58,8 @@ class WeightedGraph:
     @cached_property
     def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Walk form ``(indptr, nbr, eid, cumw, rowtot)``: slot s of row x leads to
-        ``nbr[s]`` through edge ``eid[s]``; ``cumw`` are within-row prefix sums of weights.
-        Built once, O(m log m)."""
+        ``nbr[s]`` through edge ``eid[s]``; ``cumw`` are within-row prefix sums of weights,
+        each row summed on its own from 0 (see :func:`row_prefix_sums`). O(m log m), once."""
         u, v = self.edges[:, 0], self.edges[:, 1]
         rows = np.concatenate([u, v])
         nbr = np.concatenate([v, u])
@@ -65,9 +69,7 @@ class WeightedGraph:
         rows, nbr, eid, w = rows[order], nbr[order], eid[order], w[order]
         indptr = np.zeros(self.n + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=self.n), out=indptr[1:])
-        cum = np.cumsum(w)
-        row_start = np.repeat(np.concatenate([[0.0], cum])[indptr[:-1]], np.diff(indptr))
-        cumw = cum - row_start
+        cumw = row_prefix_sums(indptr, w)
         rowtot = cumw[indptr[1:] - 1] if self.m else np.zeros(self.n)
         return indptr, nbr.astype(np.int64), eid, cumw, np.ascontiguousarray(rowtot)
 
@@ -85,6 +87,39 @@ class WeightedGraph:
                                                    np.concatenate([v, u]))),
                           shape=(self.n, self.n)).tocsr()
         return (sp.diags(self.weighted_degree) - A).tocsr()
+
+
+def user_stacklevel() -> int:
+    """``stacklevel`` for ``warnings.warn`` called from parasample.trees that points at the
+    first caller outside parasample.trees (the user's line)."""
+    import sys
+
+    frame, level = sys._getframe(1), 1  # the function that will call warnings.warn
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(__package__):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def row_prefix_sums(indptr: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Prefix sums of ``w`` restarted at every row of ``indptr``, summed left to right
+    within the row only: ``out[s] = w[lo] + … + w[s]`` for ``lo ≤ s < hi`` of its row.
+
+    A running total over all rows minus the row start would round a light row to the ulp
+    of the heavy rows before it; here each row is exact to its own rounding. Rows of equal
+    length are done together (one ``cumsum`` per distinct row length): O(len(w) + n log n).
+    """
+    out = np.empty_like(w, dtype=np.float64)
+    deg = np.diff(indptr)
+    by_len = np.argsort(deg, kind="stable")
+    lens = deg[by_len]
+    bounds = np.flatnonzero(np.diff(lens)) + 1
+    for group in np.split(by_len, bounds):
+        d = int(deg[group[0]]) if group.size else 0
+        if d == 0:
+            continue
+        idx = indptr[group][:, None] + np.arange(d)
+        out[idx] = np.cumsum(w[idx], axis=1)
+    return out
 
 
 def as_graph(G, *, weight=None, n_nodes: Optional[int] = None) -> WeightedGraph:
@@ -157,9 +192,18 @@ def _from_networkx(G, weight):
 
 
 def _from_sparse(A):
-    A = sp.csr_matrix(A)
     if A.shape[0] != A.shape[1]:
         raise ValueError(f"adjacency matrix must be square, got shape {A.shape}")
+    n = A.shape[0]
+    if n > 1 and A.nnz < 2 * (n - 1):  # before anything of size n is allocated
+        raise ValueError(
+            f"the graph is disconnected: a {n}×{n} adjacency matrix with {A.nnz} stored "
+            f"entries has at most {A.nnz // 2} edges, fewer than the {n - 1} a spanning tree "
+            "needs (at least "
+            f"{n - A.nnz // 2} connected components); sample a tree of each component "
+            "separately, or drop the isolated vertices"
+        )
+    A = sp.csr_matrix(A)
     A.eliminate_zeros()
     if A.nnz and not np.all(np.isfinite(A.data)):
         raise ValueError("adjacency matrix contains NaN or infinite weights")
@@ -188,11 +232,24 @@ def _from_edge_array(E, weight, n_nodes):
     E = E.astype(np.int64)
     if E.size and E.min() < 0:
         raise ValueError(f"edge array has a negative vertex index ({E.min()})")
-    n = int(E.max()) + 1 if E.size else 0
+    top = int(E.max()) if E.size else -1
     if n_nodes is not None:
-        if E.size and n > n_nodes:
-            raise ValueError(f"edge array refers to vertex {n - 1} but n_nodes = {n_nodes}")
-        n = int(n_nodes)
+        n_nodes = as_count(n_nodes, "n_nodes")
+        if top >= n_nodes:
+            raise ValueError(f"edge array refers to vertex {top} but n_nodes = {n_nodes}")
+    n = top + 1 if n_nodes is None else n_nodes
+    if n > len(E) + 1:  # m edges connect at most m + 1 vertices; checked before any O(n) work
+        if n_nodes is None:
+            raise ValueError(
+                f"the edge array refers to vertex {top} but has only {len(E)} edges, so the "
+                f"graph on 0..{top} is disconnected (a spanning tree needs {top} edges): vertex "
+                "indices must be 0..n−1, with n = n_nodes or the largest index + 1 — relabel "
+                "them, e.g. `labels, E = np.unique(E, return_inverse=True); E = E.reshape(-1, 2)`"
+            )
+        raise ValueError(
+            f"the graph is disconnected: n_nodes = {n} but only {len(E)} edges (at least "
+            f"{n - len(E)} connected components); sample a tree of each component separately"
+        )
     w = np.ones(len(E)) if weight is None else np.asarray(weight, dtype=np.float64)
     if w.shape != (len(E),):
         raise ValueError(f"weights must have shape ({len(E)},), got {w.shape}")
@@ -223,16 +280,21 @@ def _check_connected(graph: WeightedGraph) -> None:
 
 
 def _warn_weight_span(graph: WeightedGraph) -> None:
+    """Warn where a step cannot draw an edge in float64: a walk step draws U · (weighted
+    degree) with U on a 2⁻⁵³ grid, so an edge lighter than 1e-15 of its vertex's weighted
+    degree gets a visibly wrong probability (or none)."""
     if graph.m == 0:
         return
     import warnings
 
     lo = np.full(graph.n, np.inf)
-    hi = np.zeros(graph.n)
     for col in (0, 1):
         np.minimum.at(lo, graph.edges[:, col], graph.weights)
-        np.maximum.at(hi, graph.edges[:, col], graph.weights)
-    span = np.max(hi / lo)
-    if span > 1e15:
-        warnings.warn(f"edge weights at one vertex span {span:.3g} > 1e15: the lightest "
-                      "edges there cannot be drawn in float64", RuntimeWarning, stacklevel=3)
+    ratio = graph.weighted_degree / lo
+    v = int(np.argmax(ratio))
+    if ratio[v] > 1e15:
+        label = graph.nodes[v] if graph.nodes is not None else v
+        warnings.warn(f"at vertex {label!r} the lightest edge weighs {1 / ratio[v]:.3g} of the "
+                      "vertex's total edge weight (< 1e-15): such edges cannot be drawn "
+                      "accurately in float64; rescale or merge them", RuntimeWarning,
+                      stacklevel=user_stacklevel())

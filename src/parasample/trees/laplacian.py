@@ -4,7 +4,8 @@
   Python ``int`` (fraction-free Bareiss) for small graphs with integer weights, otherwise a
   float; ``log=True`` gives log τ_w from one sparse factorisation and never exponentiates.
 - :func:`effective_resistances` — exact R_e for every edge, from the inverse of the grounded
-  Laplacian (dense Cholesky, n ≤ 3000) or by blocked sparse LU solves (larger graphs).
+  Laplacian (dense Cholesky for small or dense graphs) or by selected inversion of its
+  sparse factor (:mod:`.selected_inverse`).
 - :func:`approx_effective_resistances` — the Spielman–Srivastava random-projection sketch.
 - :func:`edge_marginals` — P(e ∈ T) = w_e R_e, clipped to [0, 1].
 - :func:`transfer_current_matrix` — the m×m projection kernel Y = W^{1/2} B L⁺ Bᵀ W^{1/2}.
@@ -18,6 +19,7 @@ indexed by the edge ids of ``as_graph``. The grounded vertex is r = n − 1 thro
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -26,8 +28,17 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ..core.errors import NumericalError
+from ..core.progress import track
 from ..core.rng import RngLike, as_generator
-from ._graph import WeightedGraph, as_graph
+from ..core.validate import as_count
+from ._graph import WeightedGraph, as_graph, user_stacklevel
+from .selected_inverse import (factor_pattern, resistances_from_selected_inverse,
+                               selected_inverse, work_estimate)
+
+try:  # optional extra
+    import numba
+except ImportError:  # pragma: no cover - exercised only without numba
+    numba = None
 
 __all__ = [
     "count_spanning_trees",
@@ -40,8 +51,12 @@ __all__ = [
 #: Largest n for which integer-weighted counts are computed exactly (Bareiss is O(n³)
 #: big-integer operations; unit-weight n = 200 takes about 0.15 s).
 EXACT_COUNT_MAX_N = 200
-#: Largest n for the dense (Cholesky inverse) route of :func:`effective_resistances`.
+#: Largest n for the dense (Cholesky inverse) route of :func:`effective_resistances` on dense
+#: graphs (m ≥ n²/20); every graph with n ≤ SMALL_N takes it.
 DENSE_MAX_N = 3000
+SMALL_N = 500
+#: Selected inversion warns above this many estimated operations (≈ 10 s).
+SELECTED_WARN_WORK = 1e10
 #: Largest m for :func:`transfer_current_matrix` (an m×m dense float64 matrix: 800 MB).
 TRANSFER_CURRENT_MAX_M = 10_000
 #: Default cap on the number of projections of :func:`approx_effective_resistances`.
@@ -50,6 +65,7 @@ MAX_PROJECTIONS = 1000
 _BLOCK = 64
 
 _LOG_FLOAT_MAX = math.log(np.finfo(np.float64).max)
+_LOG_FLOAT_TINY = math.log(np.finfo(np.float64).tiny)  # smallest normal float64
 
 
 def _graph(G, weight) -> WeightedGraph:
@@ -71,14 +87,14 @@ class _SparseFactor:
 
     def __init__(self, A: sp.csc_matrix):
         try:
-            self._lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+            self.lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                                  options=dict(SymmetricMode=True))
         except RuntimeError as exc:
             raise NumericalError(
                 f"sparse factorisation of the grounded Laplacian failed ({exc}); the weights "
                 "may span too many orders of magnitude — rescale or merge extreme edges"
             ) from exc
-        d = self._lu.U.diagonal()
+        d = self.lu.U.diagonal()
         if not np.all(np.isfinite(d)) or np.any(d <= 0):
             bad = d[~(np.isfinite(d) & (d > 0))][0] if d.size else float("nan")
             raise NumericalError(
@@ -91,7 +107,7 @@ class _SparseFactor:
         return float(np.sum(np.log(self._diag)))
 
     def solve(self, B: np.ndarray) -> np.ndarray:
-        return self._lu.solve(np.asarray(B, dtype=np.float64))
+        return self.lu.solve(np.asarray(B, dtype=np.float64))
 
 
 # --------------------------------------------------------------------------- §4 counting
@@ -105,8 +121,8 @@ def count_spanning_trees(G, *, weight=None, log: bool = False):
       (sum of log of its positive pivots); works for any size, never exponentiates.
     - otherwise, if n ≤ ``EXACT_COUNT_MAX_N`` and all weights are integers: the exact Python
       ``int`` (fraction-free Bareiss elimination on the grounded Laplacian);
-    - otherwise a float; :class:`OverflowError` (suggesting ``log=True``) if it exceeds the
-      float64 range.
+    - otherwise a float; :class:`OverflowError` (suggesting ``log=True``) if it is outside
+      the normal float64 range (above 1.8e308, or below 2.2e-308 where it would underflow).
 
     A single vertex has one (empty) spanning tree.
     """
@@ -126,10 +142,11 @@ def count_spanning_trees(G, *, weight=None, log: bool = False):
                                  "weights are too extreme for float64 — rescale them")
     else:
         logdet = _SparseFactor(_grounded(graph)).logdet()
-    if logdet > _LOG_FLOAT_MAX:
+    if not _LOG_FLOAT_TINY <= logdet <= _LOG_FLOAT_MAX:
+        side = "above" if logdet > 0 else "below"
         raise OverflowError(
-            f"the spanning-tree count is about exp({logdet:.6g}), beyond float64; "
-            "use count_spanning_trees(..., log=True)"
+            f"the spanning-tree count is about exp({logdet:.6g}), {side} the normal float64 "
+            "range (2.2e-308 to 1.8e308); use count_spanning_trees(..., log=True)"
         )
     return float(math.exp(logdet))
 
@@ -164,28 +181,47 @@ def _bareiss_count(graph: WeightedGraph) -> int:
 # ------------------------------------------------------------------------- §5 resistances
 
 
-def effective_resistances(G, *, weight=None) -> np.ndarray:
+def effective_resistances(G, *, weight=None, progress=None) -> np.ndarray:
     """Exact effective resistance R_e = (χ_u − χ_v)ᵀ L⁺ (χ_u − χ_v) of every edge, shape (m,).
 
-    - n ≤ ``DENSE_MAX_N`` (3000): Γ = (L_{−r,−r})⁻¹ from a dense Cholesky factor (LAPACK
-      potrf/potri), padded with a zero row/column r; R_e = Γ_uu + Γ_vv − 2Γ_uv.
-      Cost O(n³) time, O(n²) memory (72 MB at n = 3000).
-    - larger n: one sparse LU of the grounded Laplacian, then n − 1 solves with unit vectors
-      in blocks of 64 columns of Γ, keeping only Γ_uu and Γ_uv for the edges at u. Cost
-      O(n · nnz(LU)) time and O(64 n) memory — measured 3.8 s for a 100×100 grid and an
-      estimated ~7 min for 300×300 (one core); for such
-      graphs use :func:`approx_effective_resistances`.
+    - small or dense graphs (n ≤ ``SMALL_N`` = 500, or n ≤ ``DENSE_MAX_N`` = 3000 with
+      m ≥ n²/20): Γ = (L_{−r,−r})⁻¹ from a dense Cholesky factor (LAPACK potrf/potri),
+      padded with a zero row/column r; R_e = Γ_uu + Γ_vv − 2Γ_uv. O(n³) time, O(n²) memory.
+    - otherwise: one sparse factorisation of the grounded Laplacian and Γ on the pattern of
+      its factor by selected inversion (:mod:`.selected_inverse`, numba), which contains
+      every edge: about the cost of the factorisation (timings in docs/trees.md). A factor
+      with much fill (expander-like graphs) warns with its work estimate.
+    - without numba: n − 1 solves with unit vectors in blocks of 64, O(n · nnz(LU)).
+
+    ``progress``: ``None``, ``True`` (a bar on a terminal) or ``callback(done, total, label)``
+    for the sparse routes.
     """
     graph = _graph(G, weight)
     if graph.m == 0:
         return np.zeros(0)
-    if graph.n <= DENSE_MAX_N:
+    n = graph.n
+    if n <= SMALL_N or (n <= DENSE_MAX_N and graph.m >= n * n / 20):
         Gamma = _dense_grounded_inverse(graph)
         u, v = graph.edges[:, 0], graph.edges[:, 1]
         R = Gamma[u, u] + Gamma[v, v] - 2.0 * Gamma[u, v]
-    else:
-        R = _blocked_resistances(graph)
+    elif numba is not None:
+        R = _selected_resistances(graph, progress)
+    else:  # pragma: no cover - exercised only without numba
+        R = _blocked_resistances(graph, progress)
     return np.maximum(R, 0.0)
+
+
+def _selected_resistances(graph: WeightedGraph, progress) -> np.ndarray:
+    fac = _SparseFactor(_grounded(graph))
+    work = work_estimate(factor_pattern(fac.lu)[0])
+    if work > SELECTED_WARN_WORK:
+        warnings.warn(
+            f"effective_resistances: the sparse factor of this graph has much fill-in "
+            f"(about {work:.2g} operations, Σ_j |column j|²); "
+            "approx_effective_resistances(G, n_projections=q) is much cheaper",
+            RuntimeWarning, stacklevel=user_stacklevel())
+    parts = selected_inverse(fac.lu, progress=progress)
+    return resistances_from_selected_inverse(graph.edges, graph.n - 1, parts)
 
 
 def _dense_grounded_inverse(graph: WeightedGraph) -> np.ndarray:
@@ -209,7 +245,8 @@ def _dense_grounded_inverse(graph: WeightedGraph) -> np.ndarray:
     return Gamma
 
 
-def _blocked_resistances(graph: WeightedGraph) -> np.ndarray:
+def _blocked_resistances(graph: WeightedGraph, progress=None) -> np.ndarray:
+    """Γ_uu and Γ_uv from n − 1 solves with unit right-hand sides, 64 at a time."""
     n, r = graph.n, graph.n - 1
     fac = _SparseFactor(_grounded(graph))
     u, v = graph.edges[:, 0], graph.edges[:, 1]
@@ -220,7 +257,7 @@ def _blocked_resistances(graph: WeightedGraph) -> np.ndarray:
     gab = np.zeros(graph.m)
     order = np.argsort(a, kind="stable")
     starts = np.searchsorted(a[order], np.arange(0, r + _BLOCK, _BLOCK))
-    for bi, lo in enumerate(range(0, r, _BLOCK)):
+    for bi, lo in enumerate(track(range(0, r, _BLOCK), progress, "resistance solves")):
         hi = min(lo + _BLOCK, r)
         rhs = np.zeros((r, hi - lo))
         rhs[np.arange(lo, hi), np.arange(hi - lo)] = 1.0
@@ -246,7 +283,8 @@ def approx_effective_resistances(G, *, eps: Optional[float] = None, weight=None,
     relative standard deviation √(2/q).
 
     q = ⌈24 ln n / eps²⌉ (the uniform (1 ± eps) guarantee), capped at ``MAX_PROJECTIONS``
-    (1000, relative sd 4.5%) since beyond that the exact method is usually cheaper; pass
+    (1000, relative sd 4.5%) since beyond that the exact method is usually cheaper; a capped
+    call warns (RuntimeWarning) with the q used and its relative sd √(2/q). Pass
     ``n_projections`` to choose q directly (then ``eps`` is ignored). The grounded Laplacian
     is factorised once (sparse LU) and the q right-hand sides are solved in blocks of 64, so
     memory is O(64 n) and time O(nnz(LU) · q + q m) — on a 300×300 grid (one core) about
@@ -256,13 +294,20 @@ def approx_effective_resistances(G, *, eps: Optional[float] = None, weight=None,
     if n_projections is None:
         if eps is None:
             raise ValueError("give eps (target relative accuracy) or n_projections")
-        if not (eps > 0 and np.isfinite(eps)):
+        if (isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating))
+                or not (eps > 0 and np.isfinite(eps))):
             raise ValueError(f"eps must be a positive number, got {eps!r}")
-        q = min(math.ceil(24.0 * math.log(max(graph.n, 2)) / eps**2), MAX_PROJECTIONS)
+        need = math.ceil(24.0 * math.log(max(graph.n, 2)) / eps**2)
+        q = min(need, MAX_PROJECTIONS)
+        if need > q:
+            warnings.warn(
+                f"eps = {eps:g} needs q = ⌈24 ln n / eps²⌉ = {need:.3g} random projections for "
+                f"its (1 ± eps) guarantee; using the cap of {q} projections, so each estimate "
+                f"has relative standard deviation √(2/q) = {math.sqrt(2 / q):.1%} instead. "
+                "Pass n_projections= to choose q, or use effective_resistances for exact values",
+                RuntimeWarning, stacklevel=user_stacklevel())
     else:
-        q = int(n_projections)
-        if q < 1 or q != n_projections:
-            raise ValueError(f"n_projections must be a positive integer, got {n_projections!r}")
+        q = as_count(n_projections, "n_projections", minimum=1)
     gen = as_generator(rng)
     m, n, r = graph.m, graph.n, graph.n - 1
     if m == 0:

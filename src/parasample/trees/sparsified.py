@@ -40,7 +40,9 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from ..core.rng import RngLike, as_generator
+from ..core.validate import as_count
 from ._graph import WeightedGraph, as_graph
+from .enumerate import is_spanning_tree
 from .laplacian import approx_effective_resistances
 from .wilson import _to_output, wilson_tree
 
@@ -76,34 +78,37 @@ class SparsifiedTreeSampler:
         t0 = time.perf_counter()
         if mode not in ("restart", "chained"):
             raise ValueError(f"mode must be 'restart' or 'chained', got {mode!r}")
-        if not (isinstance(eps, (int, float)) and 0.0 < float(eps) < 1.0):
+        if not (isinstance(eps, (int, float)) and not isinstance(eps, bool)
+                and 0.0 < float(eps) < 1.0):
             raise ValueError(f"eps must be in (0, 1), got {eps!r}")
-        if int(n_steps) != n_steps or n_steps < 0:
-            raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}")
+        self.n_steps = as_count(n_steps, "n_steps")
+        n_projections = as_count(n_projections, "n_projections", minimum=1)
         self.graph = g = G if isinstance(G, WeightedGraph) else as_graph(G, weight=weight)
-        self.eps, self.mode, self.n_steps = float(eps), mode, int(n_steps)
+        self.eps, self.mode = float(eps), mode
         self.k = k = g.n - 1
         m = g.m
         if t is None:
             t = math.ceil(2 * k * math.log(math.e * k)) if k > 0 else 0
-        if int(t) != t or t < k:
+        elif as_count(t, "t") < k:
             raise ValueError(f"t must be an integer ≥ n − 1 = {k}, got {t!r}")
         self.t = int(t)
-        self._rng = as_generator(rng)
+        p = None
         if overestimates is not None:
             p = np.asarray(overestimates, dtype=np.float64)
             if p.shape != (m,) or not np.all(np.isfinite(p)) or np.any(p <= 0):
                 raise ValueError(f"overestimates must be a finite positive ({m},) array")
-        elif m:
+        start = None if start is None else self._check_tree(start)  # before any draw
+        self._rng = as_generator(rng)
+        if p is None and m:
             R = approx_effective_resistances(g, n_projections=n_projections, rng=self._rng)
             p = np.minimum(1.0, g.weights * R / (1.0 - self.eps))
             p = np.maximum(p, 1e-3 * k / m)
-        else:
+        elif p is None:
             p = np.zeros(0)
         self.overestimates = p
         self._cum = np.cumsum(p)
         if start is not None:
-            self._start = self._check_tree(start)
+            self._start = start
         elif mode == "chained" and k > 0:
             self._start = wilson_tree(g, self._seed(self._rng))[0]
         else:
@@ -118,10 +123,21 @@ class SparsifiedTreeSampler:
         return int(gen.integers(0, 2 ** 64, dtype=np.uint64))
 
     def _check_tree(self, T) -> np.ndarray:
+        """Sorted ids of a spanning tree T, or a ValueError (O(n α(n)) union–find)."""
+        g = self.graph
         T = np.unique(np.asarray(T, dtype=np.int64))
-        if T.size != self.k or (T.size and (T[0] < 0 or T[-1] >= self.graph.m)):
-            raise ValueError(f"a tree must be {self.k} distinct edge ids in 0..{self.graph.m - 1}")
+        if T.size != self.k or (T.size and (T[0] < 0 or T[-1] >= g.m)):
+            raise ValueError(f"a tree must be {self.k} distinct edge ids in 0..{g.m - 1}")
+        if not is_spanning_tree(g.n, g.edges[T]):
+            raise ValueError("the edge ids given as a tree contain a cycle: not a spanning tree")
         return T
+
+    def _check_draws(self, draws) -> np.ndarray:
+        d = np.asarray(draws)
+        if (d.shape != (self.t - self.k,) or (d.size and not np.issubdtype(d.dtype, np.integer))
+                or (d.size and (d.min() < 0 or d.max() >= self.graph.m))):
+            raise ValueError(f"draws must be {self.t - self.k} edge ids in 0..{self.graph.m - 1}")
+        return d.astype(np.int64)
 
     def draw_up(self, rng: np.random.Generator) -> np.ndarray:
         """t − (n−1) i.i.d. edge ids ∝ p̃ (O(t log m))."""
@@ -149,11 +165,16 @@ class SparsifiedTreeSampler:
         return np.sort(supp[ids]), steps
 
     def step(self, T, *, rng: RngLike = None, draws=None) -> np.ndarray:
-        """One down–up step from tree T (``draws`` fixes the up-draws)."""
-        gen = as_generator(rng)
+        """One down–up step from tree T (``draws`` fixes the up-draws); T and ``draws`` are
+        validated before anything is drawn from ``rng``."""
+        T = self._check_tree(T)
+        draws = None if draws is None else self._check_draws(draws)
+        return self._step(T, as_generator(rng), draws)
+
+    def _step(self, T: np.ndarray, gen: np.random.Generator, draws=None) -> np.ndarray:
         if draws is None:
             draws = self.draw_up(gen)
-        supp, c = self.up(np.asarray(T, dtype=np.int64), np.asarray(draws, dtype=np.int64))
+        supp, c = self.up(T, draws)
         out, steps = self.down(supp, c, self._seed(gen))
         self.last_walk_steps += steps
         return out
@@ -171,7 +192,7 @@ class SparsifiedTreeSampler:
         self.last_walk_steps = 0
         if self.k > 0:
             for _ in range(self.n_steps):
-                T = self.step(T, rng=gen)
+                T = self._step(T, gen)
         self.state = T
         return T.copy()
 
