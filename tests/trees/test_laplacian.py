@@ -393,3 +393,17 @@ def test_input_forms_agree():
 def test_directed_raises():
     with pytest.raises(TypeError):
         count_spanning_trees(nx.DiGraph([(0, 1), (1, 0)]))
+
+
+def test_edge_marginals_sketch_default_is_quiet_and_close():
+    """exact=False without eps or n_projections uses the 1000-projection sketch (4.5% relative
+    sd per edge) with no warning; its marginals still sum to about n - 1."""
+    import warnings
+
+    g = nx.grid_2d_graph(8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = edge_marginals(g, exact=False, rng=0)
+    exact = edge_marginals(g)
+    assert np.max(np.abs(p / exact - 1.0)) < 0.25
+    assert abs(p.sum() - 63) < 0.05 * 63
