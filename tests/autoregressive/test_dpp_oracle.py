@@ -102,6 +102,77 @@ def test_validation():
         DPPOracle(np.eye(3), k=4)
 
 
+def _bad_kernels():
+    """name -> kernel that DPP.from_likelihood rejects (item classes: not PSD, asymmetric,
+    non-finite, wrong shape or dtype)."""
+    rng = np.random.default_rng(11)
+    G = rng.normal(size=(6, 6))
+    psd = G @ G.T / 6
+    Q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    one_negative = (Q * np.array([-1e-3, 0.5, 1.0, 1.5, 2.0, 3.0])) @ Q.T
+    slightly_asym = psd.copy()
+    slightly_asym[0, 1] += 1e-11  # below a 1e-10·scale tolerance, above 1e-12·scale
+    nan, inf = psd.copy(), psd.copy()
+    nan[2, 3] = nan[3, 2] = np.nan
+    inf[1, 1] = np.inf
+    return {
+        "indefinite_2x2": np.array([[1.0, 2.0], [2.0, 1.0]]),
+        "negative_diagonal": np.diag([1.0, -0.5, 2.0]),
+        "one_negative_eigenvalue": (one_negative + one_negative.T) / 2,
+        "negated_psd": -psd,
+        "asymmetric": psd + np.triu(np.ones((6, 6)), 1),
+        "slightly_asymmetric": slightly_asym,
+        "nan": nan,
+        "inf": inf,
+        "all_nan": np.full((3, 3), np.nan),
+        "non_square": np.ones((2, 3)),
+        "empty": np.zeros((0, 0)),
+        "three_d": np.ones((2, 2, 2)),
+        "complex": np.eye(3) * (1 + 1j),
+        "strings": np.array([["a", "b"], ["c", "d"]]),
+    }
+
+
+@pytest.mark.parametrize("k", [None, 2])
+@pytest.mark.parametrize("name", sorted(_bad_kernels()))
+def test_rejects_exactly_what_dpp_from_likelihood_rejects(name, k):
+    L = _bad_kernels()[name]
+    with pytest.raises(ValueError) as ref:
+        DPP.from_likelihood(L)
+    with pytest.raises(ValueError) as got:
+        DPPOracle(L, k=k)
+    assert str(got.value) == str(ref.value)  # the same check, the same message
+
+
+def test_accepts_what_dpp_from_likelihood_accepts():
+    """Rounding-level asymmetry and negative eigenvalues within tolerance are accepted and
+    symmetrised/used as DPP.from_likelihood does."""
+    rng = np.random.default_rng(12)
+    B = rng.normal(size=(7, 3))
+    L = B @ B.T  # rank 3: eigenvalues ≈ ±1e-16 around 0
+    L[0, 1] += 1e-14  # asymmetric at rounding level
+    o = DPPOracle(L)
+    np.testing.assert_array_equal(o.L, DPP.from_likelihood(L).likelihood_kernel())
+    assert np.array_equal(o.L, o.L.T)
+
+
+@pytest.mark.parametrize("k", [2.5, np.float64(1.5), True, -1, "2", None])
+def test_k_must_be_a_count(k):
+    if k is None:
+        DPPOracle(np.eye(3), k=None)
+        return
+    with pytest.raises(ValueError, match="k must be"):
+        DPPOracle(np.eye(3), k=k)
+
+
+def test_rejects_a_nonsymmetric_dpp_object_naming_the_alternatives():
+    from parasample.dpp import NonsymmetricDPP
+
+    ndpp = NonsymmetricDPP.from_likelihood(np.array([[1.0, 0.5], [-0.5, 1.0]]))
+    with pytest.raises(TypeError, match="DPPOracle.*NonsymmetricDPP.*sample_sequential"):
+        DPPOracle(ndpp)
+
+
 @pytest.mark.parametrize("k", [None, 4])
 def test_pathwise_parallel_equals_sequential(k):
     n = 12

@@ -1,5 +1,7 @@
 """Kernel object (spec dpp.md §1): normalisation, marginals, size law, conversions, errors."""
 
+import itertools
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -139,3 +141,91 @@ def test_tiny_negative_eigenvalues_are_clipped_not_fatal():
     assert dpp.rank == 5
     assert np.all(np.isfinite(dpp.marginal_kernel()))
     assert dpp.log_prob(range(6)) == -np.inf
+
+
+# ---------------------------------------------------------------- probability-zero sets
+def _dependent_integer_features():
+    """Integer features, so exact arithmetic decides which sets are dependent: item 4
+    duplicates item 0, item 5 = item 1 + item 2, item 6 = 3·item 3 (rank 4)."""
+    rng = np.random.default_rng(70)
+    B = rng.integers(-3, 4, size=(7, 4)).astype(float)
+    B[4] = B[0]
+    B[5] = B[1] + B[2]
+    B[6] = 3 * B[3]
+    return B
+
+
+def _all_subsets(n):
+    return [S for r in range(n + 1) for S in itertools.combinations(range(n), r)]
+
+
+@pytest.mark.parametrize("kind", ["features", "likelihood", "correlation"])
+def test_log_prob_is_minus_inf_exactly_on_dependent_sets(kind):
+    """Every set whose feature rows are dependent (det L_S = 0 in exact arithmetic) gets
+    −inf — including ones whose computed det is a rounding-level nonzero — and every
+    independent set gets a finite value; the law still sums to 1."""
+    B = _dependent_integer_features()
+    L = B @ B.T
+    if kind == "features":
+        dpp = DPP.from_features(B)
+    elif kind == "likelihood":
+        dpp = DPP.from_likelihood(L)
+    else:
+        K = L @ np.linalg.inv(np.eye(7) + L)
+        dpp = DPP.from_correlation((K + K.T) / 2)
+    assert dpp.rank == 4
+    rounding_nonzero = 0
+    total = 0.0
+    for S in _all_subsets(7):
+        lp = dpp.log_prob(S)
+        dependent = len(S) > 0 and np.linalg.matrix_rank(B[list(S)]) < len(S)
+        if dependent:
+            assert lp == -np.inf, S
+            if len(S) <= 4 and np.linalg.det(L[np.ix_(S, S)]) != 0.0:
+                rounding_nonzero += 1
+        else:
+            assert np.isfinite(lp), S
+            total += np.exp(lp)
+    assert rounding_nonzero >= 3  # the class the old code scored as finite
+    assert total == pytest.approx(1.0, abs=1e-12)
+
+
+def test_log_prob_keeps_small_but_genuine_probabilities():
+    """A near-dependent set far above rounding (pivot ≈ 1e-8·|L|) stays finite and exact."""
+    rng = np.random.default_rng(71)
+    B = rng.normal(size=(5, 4))
+    B[4] = B[0] + 1e-4 * rng.normal(size=4)
+    L = B @ B.T
+    for dpp in (DPP.from_features(B), DPP.from_likelihood(L)):
+        S = [0, 4]
+        ref = np.linalg.slogdet(L[np.ix_(S, S)])[1] - np.linalg.slogdet(np.eye(5) + L)[1]
+        assert dpp.log_prob(S) == pytest.approx(ref, rel=1e-6)
+
+
+def test_log_prob_zero_rule_matches_the_rank_tolerance():
+    """An item whose only direction is an eigenvalue below the rank tolerance τ is a
+    zero-probability item, consistent with ``rank``: L = diag(1e6, 1e-12)."""
+    dpp = DPP.from_likelihood(np.diag([1e6, 1e-12]))
+    assert dpp.rank == 1
+    assert dpp.log_prob([1]) == -np.inf and dpp.log_prob([0, 1]) == -np.inf
+    assert np.isfinite(dpp.log_prob([0])) and np.isfinite(dpp.log_prob([]))
+    assert dpp.zero_tolerance == pytest.approx(10 * 2 * np.finfo(float).eps * 1e6)
+
+
+def test_log_prob_projection_kernel_dependent_sets():
+    """K = QQᵀ (rank 3) with row 3 = row 0 + row 1: the sets of 3 dependent rows are
+    impossible; the possible sets' probabilities sum to 1."""
+    rng = np.random.default_rng(72)
+    B = rng.normal(size=(6, 3))
+    B[3] = B[0] + B[1]
+    Q, _ = np.linalg.qr(B)
+    dpp = DPP.from_correlation(Q @ Q.T)
+    total = 0.0
+    for S in itertools.combinations(range(6), 3):
+        lp = dpp.log_prob(S)
+        if np.linalg.matrix_rank(B[list(S)]) < 3:
+            assert lp == -np.inf, S
+        else:
+            assert np.isfinite(lp)
+            total += np.exp(lp)
+    assert total == pytest.approx(1.0, abs=1e-12)

@@ -393,3 +393,11 @@ def test_size_matches_rank_for_projection_kernel():
     for seed in range(5):
         assert sample_sequential(dpp, rng=seed).size == 7
         assert sample_lowrank(dpp, rng=seed).size == 7
+
+
+@pytest.mark.parametrize("block", [2.5, True, 0, -1, "4"])
+def test_block_sizes_must_be_positive_integers_never_truncated(block):
+    with pytest.raises(ValueError, match="block must be"):
+        _sequential_blocked(np.eye(4) * 0.5, np.zeros(4), block=block)
+    with pytest.raises(ValueError, match="block must be"):
+        _sequential_lowrank_blocked(np.eye(4), np.eye(4) * 0.5, np.zeros(4), block=block)

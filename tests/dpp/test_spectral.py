@@ -22,7 +22,9 @@ from parasample.dpp.esp import (
     kdpp_inclusion_probabilities, log_esp, log_esp_table, log_leave_one_out_esp,
     select_eigenvectors,
 )
-from parasample.dpp.kernel import DPP, Spectrum
+from parasample.dpp._validate import psd_tolerance
+from parasample.dpp.kernel import DPP, Spectrum, canonical_eigenbasis
+from parasample.dpp.parallel import sample_parallel_k
 from parasample.dpp.spectral import (
     _project_cholesky, _project_cholesky_numpy, _project_householder, sample_exact,
     sample_exact_k,
@@ -429,3 +431,205 @@ def test_larger_laws_n10():
                       dpp_law(L)) > ALPHA
     assert law_pvalue(_draw(lambda g: sample_exact_k(dpp, 4, rng=g), 100_000, seed=21),
                       kdpp_law(L, 4)) > ALPHA
+
+
+# ----------------------------------------------------------------------------- canonical basis
+def _repeated_kernels(n: int) -> dict[str, DPP]:
+    """Kernels whose L (or K) has numerically repeated eigenvalues."""
+    rng = np.random.default_rng(31)
+    b = n // 4
+    G = rng.normal(size=(b, b))
+    Q, _ = np.linalg.qr(rng.normal(size=(n, 3)))
+    P, _ = np.linalg.qr(rng.normal(size=(n, n // 10)))
+    Bf = rng.normal(size=(n // 6, 4))
+    return {
+        "identity": DPP.from_likelihood(np.eye(n)),
+        "block_copies": DPP.from_likelihood(np.kron(np.eye(4), G @ G.T / n)),
+        "spiked": DPP.from_likelihood(2.0 * Q @ Q.T + 0.5 * np.eye(n)),
+        "projection_K": DPP.from_correlation(P @ P.T),
+        "features_copies": DPP.from_features(np.kron(np.eye(6), Bf)),  # n×24, λ repeated 6×
+        "features_equal": DPP.from_features(2.0 * P),  # one eigenvalue, multiplicity n/10
+        "regularised": DPP.from_likelihood(P @ P.T + 0.1 * np.eye(n)),  # two big runs
+    }
+
+
+def _rotating_eigh(real_eigh, seed: int):
+    """eigh whose eigenvectors are rotated at random inside every eigenspace (and their
+    signs flipped): as valid an output as LAPACK's, like a run with other BLAS threads."""
+    gen = np.random.default_rng(seed)
+
+    def eigh(A, *args, **kw):
+        lam, V = real_eigh(A, *args, **kw)
+        V = V * gen.choice([-1.0, 1.0], size=V.shape[1])
+        tol = 1e-9 * max(1.0, float(np.abs(lam).max()))
+        start = 0
+        for j in range(1, lam.size + 1):
+            if j == lam.size or lam[j] - lam[start] > tol:
+                if j - start > 1:
+                    O, _ = np.linalg.qr(gen.normal(size=(j - start, j - start)))
+                    V[:, start:j] = V[:, start:j] @ O
+                start = j
+        return lam, V
+
+    return eigh
+
+
+def _fresh(dpp: DPP) -> DPP:
+    """The same kernel as a new object (nothing cached), built the way ``dpp`` was."""
+    build = {"likelihood": DPP.from_likelihood, "correlation": DPP.from_correlation,
+             "features": DPP.from_features}[dpp.kind]
+    return build(dpp._matrix.copy())
+
+
+def _samples_of(dpp: DPP, seeds) -> list[tuple]:
+    k = min(dpp.rank, 3 + int(np.sum(np.isinf(dpp.spectrum.log_lam))))  # ≥ projection part
+    return [(tuple(sample_exact(dpp, rng=s)), tuple(sample_exact_k(dpp, k, rng=s)),
+             tuple(sample_parallel_k(dpp, k, rng=s).sample)) for s in seeds]
+
+
+@pytest.mark.parametrize("name", list(_repeated_kernels(48)))
+def test_samples_depend_on_the_eigenspaces_not_on_the_eigh_basis(name, monkeypatch):
+    """Same seed, same sample whichever orthonormal basis eigh returns inside a repeated
+    eigenspace (the spectrum is made canonical), for sample_exact / _k / parallel_k."""
+    dpp = _repeated_kernels(48)[name]
+    ref = _samples_of(dpp, range(40))
+    monkeypatch.setattr(np.linalg, "eigh", _rotating_eigh(np.linalg.eigh, seed=5))
+    rotated = _fresh(dpp)
+    s0, s1 = dpp.spectrum, rotated.spectrum
+    np.testing.assert_allclose(s1.V, s0.V, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(s1.mu, s0.mu, rtol=0, atol=1e-14)
+    assert _samples_of(rotated, range(40)) == ref
+
+
+def test_canonical_eigenbasis_properties():
+    rng = np.random.default_rng(32)
+    n = 30
+    Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    lam = np.array([0.5] * 4 + [1.0] * 3 + [2.0] + [3.0] * 2) * (1 + 1e-15 * rng.random(10))
+    V = Q[:, :10]
+    tol = psd_tolerance(n, 3.0)
+    lam_c, V_c = canonical_eigenbasis(lam, V, tol)
+    np.testing.assert_allclose(V_c.T @ V_c, np.eye(10), atol=1e-13)  # orthonormal
+    np.testing.assert_allclose((V_c * lam_c) @ V_c.T, (V * lam) @ V.T, atol=1e-13)  # same L
+    for lo, hi in ((0, 4), (4, 7), (8, 10)):  # repeated eigenvalues get their mean
+        assert np.all(lam_c[lo:hi] == lam_c[lo]) and lam_c[lo] == pytest.approx(lam[lo])
+    assert lam_c[7] == lam[7]
+    for j in range(10):  # sign rule: the first entry with |v_i| ≥ 0.9 max |v| is positive
+        v = V_c[:, j]
+        assert v[np.flatnonzero(np.abs(v) >= 0.9 * np.abs(v).max())[0]] > 0
+    # idempotent, and invariant to a rotation inside each eigenspace
+    O = np.eye(10)
+    for lo, hi in ((0, 4), (4, 7), (8, 10)):
+        O[lo:hi, lo:hi] = np.linalg.qr(rng.normal(size=(hi - lo, hi - lo)))[0]
+    np.testing.assert_allclose(canonical_eigenbasis(lam, V @ O, tol)[1], V_c, atol=1e-13)
+    np.testing.assert_allclose(canonical_eigenbasis(lam_c, V_c, tol)[1], V_c, atol=1e-13)
+
+
+@pytest.mark.parametrize("sizes", [(40,), (3, 37), (21, 19), (1, 1, 38), (2, 30, 8)])
+def test_canonical_eigenbasis_full_basis_uses_the_complement(sizes):
+    """With a square V, runs longer than n/2 are built from the other columns (V_o); the
+    result is the same whichever basis each eigenspace had, and columns before ``first``
+    are untouched."""
+    rng = np.random.default_rng(36)
+    n = sum(sizes)
+    Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    lam = np.concatenate([np.full(m, float(i)) for i, m in enumerate(sizes)])
+    lam = lam * (1 + 1e-16 * rng.random(n))
+    tol = psd_tolerance(n, lam.max())
+    first = sizes[0] if len(sizes) > 1 else 0  # drop the first eigenspace, as for λ ≤ τ
+    lam_c, V_c = canonical_eigenbasis(lam, Q, tol, first=first)
+    np.testing.assert_array_equal(V_c[:, :first], Q[:, :first])
+    np.testing.assert_allclose(V_c.T @ V_c, np.eye(n), atol=1e-12)
+    np.testing.assert_allclose((V_c * lam_c) @ V_c.T, (Q * lam) @ Q.T, atol=1e-12)
+    O = np.zeros((n, n))
+    lo = 0
+    for m in sizes:
+        O[lo:lo + m, lo:lo + m] = np.linalg.qr(rng.normal(size=(m, m)))[0]
+        lo += m
+    _, V_r = canonical_eigenbasis(lam, Q @ O, tol, first=first)
+    np.testing.assert_allclose(V_r[:, first:], V_c[:, first:], atol=1e-11)
+
+
+_THREADS_SCRIPT = r"""
+import hashlib, json, sys
+import numpy as np
+sys.path[:0] = sys.argv[1:3]
+from test_spectral import _repeated_kernels, _samples_of
+out = {name: hashlib.sha256(repr(_samples_of(d, range(20))).encode()).hexdigest()
+       for name, d in _repeated_kernels(300).items()}  # 20 seeds: ≈ 1.5 s
+print(json.dumps(out))
+"""
+
+
+def test_same_samples_with_one_and_two_blas_threads():
+    """At n = 300, eigh with 1 and 2 OpenBLAS threads returns different bases inside
+    repeated eigenspaces; the samples must not change."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    paths = [str(here), str(here.parent)]  # test_spectral and tests/support
+    runs = []
+    for threads in ("1", "2"):  # both at once: the start-up (imports) dominates
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads,
+                   MKL_NUM_THREADS=threads)
+        runs.append(subprocess.Popen([sys.executable, "-c", _THREADS_SCRIPT, *paths], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True))
+    results = []
+    for run in runs:
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert results[0] == results[1]
+
+
+def _repeated_small() -> dict[str, tuple[DPP, np.ndarray]]:
+    """n = 6 kernels with repeated eigenvalues, and their L for enumeration."""
+    rng = np.random.default_rng(33)
+    A = random_psd(3, rng, scale=1.5)
+    Q, _ = np.linalg.qr(rng.normal(size=(6, 2)))
+    B = rng.normal(size=(3, 2))
+    cases = {"copies": np.kron(np.eye(2), A), "spiked": 2.0 * Q @ Q.T + 0.7 * np.eye(6),
+             "identity": 0.8 * np.eye(6)}
+    out = {name: (DPP.from_likelihood(L), L) for name, L in cases.items()}
+    Lf = np.kron(np.eye(2), B) @ np.kron(np.eye(2), B).T
+    out["features_copies"] = (DPP.from_features(np.kron(np.eye(2), B)), Lf)
+    return out
+
+
+@pytest.mark.parametrize("name", list(_repeated_small()))
+def test_law_with_repeated_eigenvalues(name):
+    dpp, L = _repeated_small()[name]
+    samples = _draw(lambda g: sample_exact(dpp, rng=g), 20_000, seed=34)
+    assert law_pvalue(samples, dpp_law(L)) > ALPHA
+    k = 2
+    samples_k = _draw(lambda g: sample_exact_k(dpp, k, rng=g), 20_000, seed=35)
+    assert law_pvalue(samples_k, kdpp_law(L, k)) > ALPHA
+
+
+def test_power_merging_distinct_eigenvalues_is_detected(monkeypatch):
+    """A canonicalisation that merged distinct eigenvalues (tolerance far too wide) changes
+    the law, and the law test above sees it."""
+    import parasample.dpp.kernel as kernel_module
+
+    dpp, L = _repeated_small()["copies"]
+    real = kernel_module.canonical_eigenbasis
+    monkeypatch.setattr(kernel_module, "canonical_eigenbasis",
+                        lambda lam, V, tol, **kw: real(lam, V, 1e9, **kw))
+    wrong = _fresh(dpp)
+    samples = _draw(lambda g: sample_exact(wrong, rng=g), 20_000, seed=34)
+    assert law_pvalue(samples, dpp_law(L)) < ALPHA
+
+
+def test_runs_of_repeated_eigenvalues():
+    from parasample.dpp.kernel import _runs
+
+    v = np.array([0.0, 1.0, 1.0, 1.5, 2.0, 2.4, 2.8, 3.2, 5.0, 5.0])
+    assert _runs(v, 0, 0.5) == [(1, 4), (4, 6), (6, 8), (8, 10)]  # a run ends > tol above
+    assert _runs(v, 2, 0.5) == [(2, 4), (4, 6), (6, 8), (8, 10)]  # start at ``first``
+    assert _runs(v, 0, 0.1) == [(1, 3), (8, 10)]
+    assert _runs(np.arange(5.0), 0, 0.5) == [] and _runs(np.zeros(0), 0, 1.0) == []

@@ -1,7 +1,8 @@
 """Conditional-marginal oracle for a DPP or k-DPP (spec ``counting.md`` §3 item 6).
 
-q = 2 and x_i = 1 iff item i ∈ Y, with P(Y) ∝ det L_Y (L symmetric PSD), restricted to
-|Y| = k for a k-DPP. A row pins an in-set A (value 1), an out-set B (value 0); C is free.
+q = 2 and x_i = 1 iff item i ∈ Y, with P(Y) ∝ det L_Y (L symmetric PSD, validated by
+``DPP.from_likelihood``), restricted to |Y| = k for a k-DPP. A row pins an in-set A
+(value 1), an out-set B (value 0); C is free.
 
 1. B is dropped (L-ensembles are closed under restriction).
 2. L_AA is Cholesky-factored; a failure, or a smallest squared pivot below
@@ -22,6 +23,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
+from ..core.validate import as_count
+from ..dpp import DPP
+from ..dpp._validate import require_symmetric_dpp
 from .oracles import Oracle
 
 __all__ = ["DPPOracle"]
@@ -33,28 +37,25 @@ _EIG_RTOL = 1e-12
 class DPPOracle(Oracle):
     """Oracle for the DPP (``k=None``) or k-DPP with likelihood kernel L.
 
-    ``dpp_or_L``: a :class:`parasample.dpp.DPP` (its likelihood kernel is formed densely) or a
-    symmetric PSD matrix L.
+    ``dpp_or_L``: a symmetric :class:`parasample.dpp.DPP` (its likelihood kernel is formed
+    densely) or a matrix L, validated by :meth:`parasample.dpp.DPP.from_likelihood` (square,
+    finite, symmetric to 1e-12 relative, positive semidefinite up to rounding) with the
+    same errors. ``k``: None or an integer in 0..n. O(n³) set-up.
     """
 
     def __init__(self, dpp_or_L, k: int | None = None):
-        if hasattr(dpp_or_L, "likelihood_kernel"):
-            L = np.asarray(dpp_or_L.likelihood_kernel(), dtype=float)
+        if isinstance(dpp_or_L, DPP):
+            dpp = dpp_or_L
+        elif hasattr(dpp_or_L, "likelihood_kernel"):  # a NonsymmetricDPP or another model
+            require_symmetric_dpp(dpp_or_L, "DPPOracle")
         else:
-            L = np.asarray(dpp_or_L, dtype=float)
-        if L.ndim != 2 or L.shape[0] != L.shape[1] or L.shape[0] < 1:
-            raise ValueError(f"L must be a nonempty square matrix, got shape {L.shape}")
-        if not np.all(np.isfinite(L)):
-            raise ValueError("L must be finite")
-        scale = max(float(np.abs(L).max()), 1.0)
-        if not np.allclose(L, L.T, rtol=0.0, atol=1e-10 * scale):
-            raise ValueError("L must be symmetric")
-        L = 0.5 * (L + L.T)
+            dpp = DPP.from_likelihood(dpp_or_L)  # the DPP validation, errors included
+        L = np.ascontiguousarray(dpp.likelihood_kernel(), dtype=float)  # a fresh copy
         n = L.shape[0]
         if k is not None:
-            if int(k) != k or not 0 <= k <= n:
+            k = as_count(k, "k")
+            if k > n:
                 raise ValueError(f"k must be an integer in 0..{n}, got {k}")
-            k = int(k)
         self.L = L
         self.L.setflags(write=False)
         self.k = k

@@ -8,7 +8,18 @@ import numpy as np
 
 from ..core.validate import as_count as _core_as_count
 
-__all__ = ["as_real_matrix", "as_square_matrix", "check_symmetric", "as_subset", "as_count", "psd_tolerance"]
+__all__ = [
+    "as_real_matrix", "as_square_matrix", "check_symmetric", "as_subset", "as_count",
+    "psd_tolerance", "require_symmetric_dpp", "NONSYMMETRIC_SAMPLERS",
+]
+
+#: The public samplers that take a NonsymmetricDPP (named in the error of the others).
+NONSYMMETRIC_SAMPLERS = (
+    "sample_sequential (any NonsymmetricDPP, exact), sample_lowrank "
+    "(NonsymmetricDPP.from_factors, exact), sample_rejection (exact); for a k-NDPP, "
+    "sample_partition(ndpp, np.zeros(ndpp.n, int), [k]) (exact) or "
+    "sample_parallel_k_approx (approximate, parallel)"
+)
 
 
 def as_real_matrix(M, name: str) -> np.ndarray:
@@ -81,6 +92,28 @@ def as_subset(subset: Iterable[int], n: int) -> np.ndarray:
     return S
 
 
-def as_count(k, name: str = "k") -> int:
-    """A non-negative integer count (rejects floats with a fraction, bools, negatives)."""
-    return _core_as_count(k, name)
+def as_count(k, name: str = "k", *, minimum: int = 0) -> int:
+    """An integer count ≥ ``minimum`` (rejects floats with a fraction, bools, negatives,
+    strings; never truncates): :func:`parasample.core.as_count`."""
+    return _core_as_count(k, name, minimum=minimum)
+
+
+def require_symmetric_dpp(dpp, caller: str) -> None:
+    """TypeError unless ``dpp`` is a symmetric :class:`~parasample.dpp.DPP`; the message
+    names ``caller`` and, for a NonsymmetricDPP, the samplers that do take one. O(1).
+
+    Call it first, before any work or random draw."""
+    from .kernel import DPP
+    from .nonsymmetric import NonsymmetricDPP
+
+    if isinstance(dpp, DPP):
+        return
+    if isinstance(dpp, NonsymmetricDPP):
+        raise TypeError(
+            f"{caller} works on symmetric kernels only (parasample.dpp.DPP), got a "
+            f"NonsymmetricDPP; for nonsymmetric kernels use {NONSYMMETRIC_SAMPLERS}"
+        )
+    raise TypeError(
+        f"{caller} needs a parasample.dpp.DPP, got {type(dpp).__name__}; build one with "
+        "DPP.from_likelihood(L), DPP.from_correlation(K) or DPP.from_features(B)"
+    )

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._validate import as_count
+from ._validate import as_count, require_symmetric_dpp
 
 if TYPE_CHECKING:
     from .kernel import DPP
@@ -186,7 +186,9 @@ def split_kdpp_spectrum(dpp: "DPP", k: int) -> KdppSplit:
 
 def kdpp_inclusion_probabilities(dpp: "DPP", k: int) -> np.ndarray:
     """P(i ∈ X) for the k-DPP of ``dpp``: Σ_j V_ij² w_j with eigen-weights
-    w_j = λ_j e_{k−1}(λ_{−j}) / e_k(λ) (1 on a projection part); Σ w = k. O(rk + nr)."""
+    w_j = λ_j e_{k−1}(λ_{−j}) / e_k(λ) (1 on a projection part); Σ w = k. O(rk + nr).
+    TypeError for anything but a symmetric :class:`DPP`."""
+    require_symmetric_dpp(dpp, "kdpp_inclusion_probabilities")
     sp = split_kdpp_spectrum(dpp, k)
     s = dpp.spectrum
     w = np.zeros(s.rank)

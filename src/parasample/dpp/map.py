@@ -26,7 +26,7 @@ import numba
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from ._validate import as_count
+from ._validate import as_count, require_symmetric_dpp
 from .kernel import DPP
 
 __all__ = ["GreedyMAP", "map_greedy", "map_greedy_details", "quality_diversity_kernel"]
@@ -89,8 +89,7 @@ def map_greedy_details(dpp: DPP, k: int) -> GreedyMAP:
     flagging ``stopped_early``, if d_j² ≤ 1e-10·L_jj (near-duplicate: never divides by
     ≈ 0). Cost O(n k²) (+ O(n k d) with features).
     """
-    if not isinstance(dpp, DPP):
-        raise TypeError(f"expected a parasample.dpp.DPP, got {type(dpp).__name__}")
+    require_symmetric_dpp(dpp, "map_greedy_details")
     k = as_count(k, "k")
     if k > dpp.n:
         raise ValueError(f"k = {k} exceeds the number of items n = {dpp.n}")
@@ -116,6 +115,7 @@ def map_greedy(dpp: DPP, k: int) -> np.ndarray:
     If the greedy stops early on near-duplicates, the selection made so far (fewer than k
     items) is returned with a ``RuntimeWarning``. Cost O(n k²) (+ O(n k d) with features).
     """
+    require_symmetric_dpp(dpp, "map_greedy")
     res = map_greedy_details(dpp, k)
     if res.stopped_early:
         warnings.warn(

@@ -1,4 +1,4 @@
-"""MCMC for DPPs: add–delete chain (DPP) and exchange chain (k-DPP) (spec dpp.md §4).
+"""MCMC for DPPs: add–delete chain (DPP) and exchange chain (k-DPP).
 
 Target π(S) ∝ (det L_S)^α (α = 1: the DPP / k-DPP; other α: tempered batch selection).
 With r = det L_{S'} / det L_S, a proposal is accepted with probability min(1, r^α)
@@ -20,8 +20,17 @@ Cholesky factor of L_S every 100 accepted moves and after an accepted add with
 s < 1e-10·L_ii. The hot loop is compiled with numba; ``_add_delete_np``/``_exchange_np``
 are the numpy reference twins, run on the same pre-drawn noise in the tests.
 
-Aperiodicity: Metropolis add–delete is periodic only when every move is accepted, i.e.
-L = I; heat-bath acceptance is always aperiodic.
+Laziness (default): a step holds with probability ½ and otherwise makes the move above. One
+uniform u per step decides both: hold if u < ½, else accept iff 2u − 1 < p (exact in
+floating point). Without it the chain can be periodic — exchange with n = 2, k = 1 and
+L_00 = L_11, or Metropolis add–delete at L = I, alternate forever — and nearly so near
+such kernels; the lazy chain's eigenvalues are ≥ 0.
+
+Probability-zero states: a move whose new Cholesky pivot (s above; r/M_tt for an exchange)
+is ≤ τ = ``dpp.zero_tolerance`` is rejected — the rule ``DPP.log_prob`` uses — so a
+rounding-level ratio is never accepted (with α < 1, s^α would not be small). The O(k²)
+update computes s only to about ε·cond(L_S)·L_jj, so an s < 1e-10·L_jj is recomputed from
+a fresh Cholesky factor of the proposed set (O(k³), rare) before the test.
 """
 
 from __future__ import annotations
@@ -33,10 +42,11 @@ import numba
 import numpy as np
 import scipy.linalg as sla
 
+from ..core import as_count
 from ..core.errors import NumericalError
 from ..core.progress import ProgressLike, progress_reporter
 from ..core.rng import RngLike, as_generator
-from ._validate import as_count, as_subset
+from ._validate import as_subset, require_symmetric_dpp
 from .kernel import DPP
 from .map import likelihood_features, map_greedy_details
 
@@ -44,7 +54,7 @@ __all__ = ["sample_mcmc"]
 
 _FM = {"reassoc", "contract"}  # vectorise reductions and fuse multiply-adds (no nnan/ninf)
 REBUILD_EVERY = 100  # accepted moves between rebuilds of M = (L_S)⁻¹
-REBUILD_REL = 1e-10  # rebuild after an add whose s < REBUILD_REL · L_ii
+REBUILD_REL = 1e-10  # s < REBUILD_REL · L_jj: recompute s afresh, and rebuild M if accepted
 CHUNK = 1 << 15  # steps per pre-drawn noise chunk (bounded memory, progress, Ctrl-C)
 ACCEPTANCE_RULES = ("metropolis", "heat-bath")
 
@@ -52,19 +62,40 @@ ACCEPTANCE_RULES = ("metropolis", "heat-bath")
 # --------------------------------------------------------------------------- public API
 def sample_mcmc(dpp: DPP, *, k: int | None = None, n_steps: int, rng: RngLike = None,
                 init=None, alpha: float = 1.0, acceptance: str = "metropolis",
-                progress: ProgressLike = None) -> np.ndarray:
+                lazy: bool = True, progress: ProgressLike = None) -> np.ndarray:
     """State of an MCMC chain for the DPP (``k=None``) or the k-DPP after ``n_steps``.
 
     ``k=None``: add–delete chain started from ∅ (or ``init``). ``k`` given: exchange chain
-    started from the greedy MAP set (or ``init``, which must have k items). ``n_steps``
-    (required, no default) is the number of proposals; the exchange walk needs of order
-    k·log(1/(ε π(S₀))) steps to be ε-close to π. ``alpha`` tempers the target to
-    (det L_S)^α; ``acceptance`` is ``"metropolis"`` or ``"heat-bath"``. Returns a sorted
-    int64 array. Ctrl-C stops the chain between chunks and returns the current state with
-    a warning. Cost O(k²) per step (+ O(k d) with features), O(k²) memory.
+    started from the greedy MAP set (or ``init``, which must have k items and, like any
+    ``init``, det L_S > 0). ``alpha`` tempers the target to (det L_S)^α; ``acceptance`` is
+    ``"metropolis"`` or ``"heat-bath"``. ``lazy`` (default): each step holds with
+    probability ½, which makes the chain aperiodic (``lazy=False`` can be periodic, e.g.
+    exchange with n = 2, k = 1, L_00 = L_11, or Metropolis add–delete at L = I).
+
+    ``n_steps`` (required) counts steps, holds included. Guidance (TV to the target ≤ ε):
+
+    - exchange, α = 1, lazy: the spectral gap is ≥ 1/(2k(n−k)) and no eigenvalue is
+      negative (from the down–up walk's gap ≥ 1/k for k-DPPs, Anari–Liu–Oveis
+      Gharan–Vinzant 2019, by comparison of Dirichlet forms; checked by enumeration), so
+      n_steps ≥ 2k(n−k)·(ln(1/(2ε)) + ½ ln(1/π(S₀))) guarantees it. This is a worst case;
+      the often-quoted k·log(1/(ε π(S₀))) counts down–up steps, each of which resamples
+      the new item from its conditional law — about n−k of the proposals made here.
+    - add–delete: no bound in n alone holds. Two near-parallel items with large L_ii
+      communicate only through ∅ or the pair, both improbable, so mixing slows with the
+      kernel's scale. A step proposes a given item with probability 1/(2n), so runs far
+      shorter than 2n·ln n steps leave some items never proposed.
+    - α ≠ 1: no guarantee.
+
+    Check a run: compare inclusion frequencies of independent chains with
+    ``dpp.inclusion_probabilities()`` (k-DPP: ``kdpp_inclusion_probabilities(dpp, k)``),
+    then double ``n_steps`` until they stop moving.
+
+    Returns a sorted int64 array. Ctrl-C stops the chain between chunks and returns the
+    current state with a warning. Cost O(k²) per moving step (+ O(k d) with features),
+    O(1) per hold, O(k²) memory. Arguments are validated before ``rng`` is touched.
     """
     n_steps = as_count(n_steps, "n_steps")
-    chain = _Chain.prepare(dpp, k=k, alpha=alpha, acceptance=acceptance)
+    chain = _Chain.prepare(dpp, k=k, alpha=alpha, acceptance=acceptance, lazy=lazy)
     start = chain.initial_set(init)
     gen = as_generator(rng)
     state = chain.new_state(start)
@@ -118,6 +149,8 @@ class _Chain:
     cap: int
     alpha: float
     heat_bath: bool
+    lazy: bool
+    tau: float
     dpp: DPP
 
     @property
@@ -125,11 +158,13 @@ class _Chain:
         return self.k is not None
 
     @classmethod
-    def prepare(cls, dpp: DPP, *, k: int | None, alpha: float, acceptance: str) -> "_Chain":
-        if not isinstance(dpp, DPP):
-            raise TypeError(f"expected a parasample.dpp.DPP, got {type(dpp).__name__}")
+    def prepare(cls, dpp: DPP, *, k: int | None, alpha: float, acceptance: str,
+                lazy: bool = True) -> "_Chain":
+        require_symmetric_dpp(dpp, "sample_mcmc")
         if acceptance not in ACCEPTANCE_RULES:
             raise ValueError(f"acceptance must be one of {ACCEPTANCE_RULES}, got {acceptance!r}")
+        if not isinstance(lazy, (bool, np.bool_)):
+            raise TypeError(f"lazy must be True or False, got {lazy!r}")
         try:
             alpha = float(alpha)
         except (TypeError, ValueError):
@@ -148,7 +183,8 @@ class _Chain:
             A, features = np.ascontiguousarray(likelihood_features(dpp)), True
             diag = np.einsum("ij,ij->i", A, A)
         cap = k if k is not None else min(dpp.n, rank)  # |S| > rank has det L_S = 0
-        return cls(A, features, diag, dpp.n, k, cap, alpha, acceptance == "heat-bath", dpp)
+        return cls(A, features, diag, dpp.n, k, cap, alpha, acceptance == "heat-bath",
+                   bool(lazy), dpp.zero_tolerance, dpp)
 
     def initial_set(self, init) -> np.ndarray:
         """``init`` validated (det L_S > 0, |S| = k), else ∅ or the greedy MAP set."""
@@ -165,16 +201,13 @@ class _Chain:
         S = as_subset(init, self.n)
         if self.k is not None and S.size != self.k:
             raise ValueError(f"init has {S.size} items but the k-DPP chain needs k = {self.k}")
-        if S.size > self.cap or (S.size and not _cholesky_ok(self._submatrix(S))):
-            raise ValueError("init has det L_S = 0 (probability zero); start from a set "
-                             "with det L_S > 0")
+        if self.dpp.log_prob(S) == -np.inf:
+            raise ValueError(
+                f"init {S.tolist()} has det L_S = 0 (probability zero: more items than the "
+                f"rank {self.dpp.rank}, or linearly dependent items); start from a set with "
+                "det L_S > 0, e.g. map_greedy(dpp, k)"
+            )
         return S
-
-    def _submatrix(self, S: np.ndarray) -> np.ndarray:
-        if self.features:
-            B = self.A[S]
-            return B @ B.T
-        return self.A[np.ix_(S, S)]
 
     def new_state(self, S0: np.ndarray) -> _State:
         """State at the set S0 (slots in the given order), M rebuilt from scratch."""
@@ -217,27 +250,20 @@ class _Chain:
             p_out[:] = 0.0  # a single state: nothing to exchange
             return
         nb = backend == "numba"
+        rule = (self.alpha, self.heat_bath, self.lazy, self.tau)
         if self.exchange:
             fn = _exchange_nb if nb else _exchange_np
             bad = fn(self.A, self.features, self.diag, state.S, state.M, state.out,
-                     state.counters, props[0], props[1], u, self.alpha, self.heat_bath, p_out)
+                     state.counters, props[0], props[1], u, *rule, p_out)
         else:
             fn = _add_delete_nb if nb else _add_delete_np
             bad = fn(self.A, self.features, self.diag, state.S, state.M, state.where,
-                     state.counters, props[0], u, self.alpha, self.heat_bath, p_out)
+                     state.counters, props[0], u, *rule, p_out)
         if bad >= 0:
             raise NumericalError(
                 f"L_S became numerically singular at step {bad} (Cholesky of L_S failed); "
                 "the kernel is too ill-conditioned — regularise it (L + εI) or use features"
             )
-
-
-def _cholesky_ok(G: np.ndarray) -> bool:
-    try:
-        c = np.linalg.cholesky(G)
-    except np.linalg.LinAlgError:
-        return False
-    return bool(np.all(np.diag(c) > 0))
 
 
 # --------------------------------------------------------------------------- acceptance
@@ -259,27 +285,33 @@ _acceptance_nb = numba.njit(cache=True)(_acceptance_py)
 def _transition_row(chain: _Chain, S0: np.ndarray, *, backend: str = "numpy"
                    ) -> dict[tuple[int, ...], float]:
     """{S': P(S0 → S')} from the implementation itself: every proposal code of
-    :meth:`_Chain.proposals` is run for one step of the real kernel with u = 0, which
-    records its acceptance probability p and, if p > 0, moves to the proposed S'."""
+    :meth:`_Chain.proposals` is run for one step of the real kernel. Non-lazy: u = 0,
+    which records the acceptance probability p and, if p > 0, moves to the proposed S'.
+    Lazy: u = 0 (a hold, weight ½) and u = ½ (a move tested with 2u − 1 = 0, weight ½)."""
     row: dict[tuple[int, ...], float] = {}
     key0 = tuple(int(x) for x in np.sort(S0))
+    coins = ((0.0, 0.5), (0.5, 0.5)) if chain.lazy else ((0.0, 1.0),)
     for code, prob in chain.proposals():
-        state = chain.new_state(S0)
-        p = np.empty(1)
-        chain.run(state, tuple(np.array([c], dtype=np.int64) for c in code), np.zeros(1),
-                  backend=backend, p_out=p)
-        key = tuple(int(x) for x in state.subset())
-        if key == key0:  # rejected with certainty (p = 0)
-            row[key0] = row.get(key0, 0.0) + prob
-        else:
-            row[key] = row.get(key, 0.0) + prob * float(p[0])
-            row[key0] = row.get(key0, 0.0) + prob * (1.0 - float(p[0]))
+        for u, weight in coins:
+            state = chain.new_state(S0)
+            p = np.empty(1)
+            chain.run(state, tuple(np.array([c], dtype=np.int64) for c in code),
+                      np.array([u]), backend=backend, p_out=p)
+            key = tuple(int(x) for x in state.subset())
+            w = prob * weight
+            if key == key0:  # held, or rejected with certainty (p = 0)
+                row[key0] = row.get(key0, 0.0) + w
+            else:
+                row[key] = row.get(key, 0.0) + w * float(p[0])
+                row[key0] = row.get(key0, 0.0) + w * (1.0 - float(p[0]))
     return row
 
 
 # --------------------------------------------------------------------------- numpy twins
 def _rebuild_np(A, features, S, m, M) -> bool:
     """M[:m,:m] ← (L_S)⁻¹ through a Cholesky factor; False if L_S is not PD."""
+    if m == 0:
+        return True  # ∅: nothing to invert (LAPACK rejects an empty triangle)
     idx = S[:m]
     G = A[idx] @ A[idx].T if features else A[np.ix_(idx, idx)]
     try:
@@ -293,6 +325,18 @@ def _rebuild_np(A, features, S, m, M) -> bool:
         return False
     M[:m, :m] = Ci.T @ Ci
     return True
+
+
+def _fresh_pivot_np(A, features, idx, j) -> float:
+    """j's pivot given the items idx, from a fresh Cholesky factor of L_{idx + [j]}
+    (the squared distance of j from their span); 0 if the factorisation fails."""
+    full = np.append(idx, j)
+    G = A[full] @ A[full].T if features else A[np.ix_(full, full)]
+    try:
+        C = np.linalg.cholesky(G)
+    except np.linalg.LinAlgError:
+        return 0.0
+    return float(C[-1, -1] ** 2)
 
 
 def _symmetrise(M, m) -> None:
@@ -316,12 +360,23 @@ def _after_accept_np(A, features, S, M, counters, force):
     return True
 
 
+def _move_uniform(u: float, lazy: bool) -> float:
+    """The uniform a step's acceptance test uses; NaN for a lazy hold (u < ½)."""
+    if not lazy:
+        return u
+    return np.nan if u < 0.5 else 2.0 * u - 1.0
+
+
 def _add_delete_np(A, features, diag, S, M, where, counters, items, u, alpha, heat_bath,
-                   p_out) -> int:
+                   lazy, tau, p_out) -> int:
     """Numpy reference of the add–delete loop; returns −1, or the failing step."""
     cap = S.shape[0]
     _symmetrise(M, int(counters[0]))
     for step in range(items.shape[0]):
+        v = _move_uniform(u[step], lazy)
+        if np.isnan(v):  # lazy hold: nothing is proposed
+            p_out[step] = np.nan
+            continue
         m = int(counters[0])
         i = int(items[step])
         t = int(where[i])
@@ -330,7 +385,7 @@ def _add_delete_np(A, features, diag, S, M, where, counters, items, u, alpha, he
             r = M[t, t]
             p = _acceptance_py(r, alpha, heat_bath)
             p_out[step] = p
-            if not u[step] < p:
+            if not v < p:
                 continue
             col = M[:m, t].copy()
             M[:m, :m] -= np.outer(col, col) / r
@@ -352,9 +407,11 @@ def _add_delete_np(A, features, diag, S, M, where, counters, items, u, alpha, he
             b = _row_np(A, features, i, S[:m])
             q = M[:m, :m] @ b
             s = diag[i] - b @ q
-            p = _acceptance_py(s, alpha, heat_bath)
+            if s < REBUILD_REL * diag[i]:  # near-dependent: the update may be rounding
+                s = _fresh_pivot_np(A, features, S[:m], i)
+            p = _acceptance_py(s if s > tau else 0.0, alpha, heat_bath)
             p_out[step] = p
-            if not u[step] < p:
+            if not v < p:
                 continue
             M[:m, :m] += np.outer(q, q) / s
             M[:m, m] = -q / s
@@ -370,11 +427,15 @@ def _add_delete_np(A, features, diag, S, M, where, counters, items, u, alpha, he
 
 
 def _exchange_np(A, features, diag, S, M, out, counters, pos, outs, u, alpha, heat_bath,
-                 p_out) -> int:
+                 lazy, tau, p_out) -> int:
     """Numpy reference of the exchange loop; returns −1, or the failing step."""
     m = int(counters[0])
     _symmetrise(M, m)
     for step in range(pos.shape[0]):
+        v = _move_uniform(u[step], lazy)
+        if np.isnan(v):  # lazy hold: nothing is proposed
+            p_out[step] = np.nan
+            continue
         t = int(pos[step])
         o = int(outs[step])
         j = int(out[o])
@@ -383,11 +444,14 @@ def _exchange_np(A, features, diag, S, M, out, counters, pos, outs, u, alpha, he
         w = M[:m, :m] @ b
         Mtt = M[t, t]
         r = Mtt * (diag[j] - b @ w) + w[t] * w[t]
-        p = _acceptance_py(r, alpha, heat_bath)
+        s = r / Mtt  # j's pivot given S − S[t]
+        if s < REBUILD_REL * diag[j]:  # near-dependent: the update may be rounding
+            s = _fresh_pivot_np(A, features, np.delete(S[:m], t), j)
+            r = s * Mtt
+        p = _acceptance_py(r if s > tau else 0.0, alpha, heat_bath)
         p_out[step] = p
-        if not u[step] < p:
+        if not v < p:
             continue
-        s = r / Mtt
         mt = M[:m, t].copy()
         q = w - mt * (w[t] / Mtt)
         q[t] = 0.0
@@ -476,6 +540,30 @@ def _rebuild_nb(A, features, S, m, M):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, fastmath=_FM)
+def _fresh_pivot_nb(A, features, S, m, skip, j):  # pragma: no cover - compiled
+    """Twin of :func:`_fresh_pivot_np` for the items S[:m] without slot ``skip``."""
+    idx = np.empty(m + 1, dtype=np.int64)
+    c = 0
+    for a in range(m):
+        if a != skip:
+            idx[c] = S[a]
+            c += 1
+    idx[c] = j
+    size = c + 1
+    G = np.empty((size, size))
+    for a in range(size):
+        for b in range(a + 1):
+            g = _entry_nb(A, features, idx[a], idx[b])
+            G[a, b] = g
+            G[b, a] = g
+    try:
+        C = np.linalg.cholesky(G)
+    except Exception:  # noqa: BLE001 - numba catches no narrower class
+        return 0.0
+    return C[size - 1, size - 1] ** 2
+
+
+@numba.njit(cache=True, fastmath=_FM)
 def _after_accept_nb(A, features, S, M, counters, force):  # pragma: no cover - compiled
     counters[1] += 1
     counters[2] += 1
@@ -488,13 +576,19 @@ def _after_accept_nb(A, features, S, M, counters, force):  # pragma: no cover - 
 
 @numba.njit(cache=True, fastmath=_FM)
 def _add_delete_nb(A, features, diag, S, M, where, counters, items, u, alpha, heat_bath,
-                   p_out):  # pragma: no cover - compiled
+                   lazy, tau, p_out):  # pragma: no cover - compiled
     """Numba twin of :func:`_add_delete_np` (lower triangle of M only)."""
     cap = S.shape[0]
     b = np.empty(cap)
     q = np.empty(cap)
     n_steps = items.shape[0]
     for step in range(n_steps):
+        v = u[step]
+        if lazy:
+            if v < 0.5:  # hold: nothing is proposed
+                p_out[step] = np.nan
+                continue
+            v = 2.0 * v - 1.0
         m = counters[0]
         i = items[step]
         t = where[i]
@@ -503,7 +597,7 @@ def _add_delete_nb(A, features, diag, S, M, where, counters, items, u, alpha, he
             r = M[t, t]
             p = _acceptance_nb(r, alpha, heat_bath)
             p_out[step] = p
-            if not u[step] < p:
+            if not v < p:
                 continue
             for a in range(t):
                 q[a] = M[t, a]
@@ -537,9 +631,11 @@ def _add_delete_nb(A, features, diag, S, M, where, counters, items, u, alpha, he
             s = diag[i]
             for a in range(m):
                 s -= b[a] * q[a]
-            p = _acceptance_nb(s, alpha, heat_bath)
+            if s < REBUILD_REL * diag[i]:  # near-dependent: the update may be rounding
+                s = _fresh_pivot_nb(A, features, S, m, -1, i)
+            p = _acceptance_nb(s if s > tau else 0.0, alpha, heat_bath)
             p_out[step] = p
-            if not u[step] < p:
+            if not v < p:
                 continue
             inv_s = 1.0 / s
             for a in range(m):
@@ -560,7 +656,7 @@ def _add_delete_nb(A, features, diag, S, M, where, counters, items, u, alpha, he
 
 @numba.njit(cache=True, fastmath=_FM)
 def _exchange_nb(A, features, diag, S, M, out, counters, pos, outs, u, alpha, heat_bath,
-                 p_out):  # pragma: no cover - compiled
+                 lazy, tau, p_out):  # pragma: no cover - compiled
     """Numba twin of :func:`_exchange_np` (lower triangle of M only)."""
     m = counters[0]
     b = np.empty(m)
@@ -569,6 +665,12 @@ def _exchange_nb(A, features, diag, S, M, out, counters, pos, outs, u, alpha, he
     mt = np.empty(m)
     n_steps = pos.shape[0]
     for step in range(n_steps):
+        v = u[step]
+        if lazy:
+            if v < 0.5:  # hold: nothing is proposed
+                p_out[step] = np.nan
+                continue
+            v = 2.0 * v - 1.0
         t = pos[step]
         j = out[outs[step]]
         for a in range(m):
@@ -580,12 +682,15 @@ def _exchange_nb(A, features, diag, S, M, out, counters, pos, outs, u, alpha, he
             bw += b[a] * w[a]
         Mtt = M[t, t]
         r = Mtt * (diag[j] - bw) + w[t] * w[t]
-        p = _acceptance_nb(r, alpha, heat_bath)
-        p_out[step] = p
-        if not u[step] < p:
-            continue
         inv_mtt = 1.0 / Mtt
-        s = r * inv_mtt
+        s = r * inv_mtt  # j's pivot given S − S[t]
+        if s < REBUILD_REL * diag[j]:  # near-dependent: the update may be rounding
+            s = _fresh_pivot_nb(A, features, S, m, t, j)
+            r = s * Mtt
+        p = _acceptance_nb(r if s > tau else 0.0, alpha, heat_bath)
+        p_out[step] = p
+        if not v < p:
+            continue
         inv_s = 1.0 / s
         coef = w[t] * inv_mtt
         for a in range(t):

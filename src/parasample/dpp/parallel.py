@@ -49,6 +49,7 @@ from ..core.errors import NumericalError
 from ..core.result import SampleResult
 from ..core.rng import RngLike, as_generator
 from ._draw import _clamp_to_positive
+from ._validate import as_count, require_symmetric_dpp
 from .esp import kdpp_phase_one
 
 if TYPE_CHECKING:
@@ -69,12 +70,13 @@ def sample_parallel_k(dpp: "DPP", k: int, *, rng: RngLike = None, window: int | 
     "accepted_per_round", "candidates", "depth_speedup"}.
 
     Raises ValueError when k is invalid or exceeds the rank of L (as
-    :func:`.spectral.sample_exact_k`), or when ``window`` < 1 or ``delta`` ∉ (0, 1).
+    :func:`.spectral.sample_exact_k`), or when ``window`` is not an integer ≥ 1 or
+    ``delta`` ∉ (0, 1); TypeError for anything but a symmetric :class:`DPP` (all before
+    drawing).
     """
+    require_symmetric_dpp(dpp, "sample_parallel_k")
     if window is not None:
-        if int(window) != window or window < 1:
-            raise ValueError(f"window must be a positive integer, got {window!r}")
-        window = int(window)
+        window = as_count(window, "window", minimum=1)
     if not 0.0 < delta < 1.0:
         raise ValueError(f"delta must lie in (0, 1), got {delta!r}")
     gen = as_generator(rng)

@@ -112,8 +112,8 @@ class PartitionConstraint:
 
     @property
     def k(self) -> int:
-        """The sample size Σ c_j."""
-        return int(sum(int(c) for c in self.counts))
+        """The sample size Σ c_j (ValueError if a count is not a non-negative integer)."""
+        return sum(as_count(c, f"counts[{j}]") for j, c in enumerate(self.counts))
 
 
 # ----------------------------------------------------------------------------- public API
@@ -165,9 +165,7 @@ def sample_parallel_k_approx(target, k: int, *, rng: RngLike = None, C: float = 
         raise ValueError(f"c must lie in [0, 1/2), got {c!r}")
     c = float(c)
     if window is not None:
-        if isinstance(window, bool) or int(window) != window or window < 1:
-            raise ValueError(f"window must be a positive integer, got {window!r}")
-        window = int(window)
+        window = as_count(window, "window", minimum=1)
     if not 0.0 < delta < 1.0:
         raise ValueError(f"delta must lie in (0, 1), got {delta!r}")
 

@@ -40,6 +40,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..core.rng import RngLike, as_generator
+from ._validate import as_count
 from .kernel import DPP
 
 if TYPE_CHECKING:
@@ -205,8 +206,7 @@ def _sequential_blocked(
     symmetric) is detected when not given; ``overwrite`` lets a C-ordered float64 K be
     destroyed instead of copied.
     """
-    if block < 1:
-        raise ValueError(f"block must be a positive integer, got {block}")
+    block = as_count(block, "block", minimum=1)
     if overwrite and isinstance(K, np.ndarray) and K.dtype == np.float64 and K.flags.c_contiguous:
         A = K
     else:
@@ -460,14 +460,13 @@ def _sequential_lowrank_blocked(
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     if block is None:
         block = _lowrank_block(Z.shape[1])
-    if block < 1:
-        raise ValueError(f"block must be a positive integer, got {block}")
+    block = as_count(block, "block", minimum=1)
     Z, Wc, u, keep, probs = _lowrank_inputs(Z, W, uniforms)
     if Z.shape[1] == 0:
         return np.zeros(0, dtype=np.int64), probs
     if symmetric is None:
         symmetric = bool(np.array_equal(Wc, Wc.T))
-    bad = _lowrank_blocked_loop(Z, Wc, u, keep, probs, int(block), bool(symmetric))
+    bad = _lowrank_blocked_loop(Z, Wc, u, keep, probs, block, bool(symmetric))
     if bad >= 0:
         raise _invalid_pivot(int(bad), float(probs[bad]))
     return np.flatnonzero(keep).astype(np.int64), probs

@@ -71,7 +71,7 @@ import numpy as np
 
 from ..core import as_count
 from ..core.rng import RngLike, as_generator
-from ._validate import as_subset
+from ._validate import as_subset, require_symmetric_dpp
 from .kernel import DPP
 from .map import map_greedy
 from .spectral import sample_exact_k
@@ -119,8 +119,7 @@ class SparsifiedKDPPSampler:
                  n_steps: int | None = None, landmarks=None, mode: Mode = "restart",
                  start=None, overestimates=None, rng: RngLike = None):
         t0 = time.perf_counter()
-        if not isinstance(dpp, DPP):
-            raise TypeError(f"expected a parasample.dpp.DPP, got {type(dpp).__name__}")
+        require_symmetric_dpp(dpp, "SparsifiedKDPPSampler")
         if mode not in ("restart", "chained"):
             raise ValueError(f"mode must be 'restart' or 'chained', got {mode!r}")
         self.dpp, self.n, self.eps, self.mode = dpp, dpp.n, _check_eps(eps), mode

@@ -31,6 +31,7 @@ import numpy as np
 from ..core.errors import NumericalError
 from ..core.rng import RngLike, as_generator
 from ._draw import draw_index
+from ._validate import require_symmetric_dpp
 from .esp import kdpp_phase_one
 
 if TYPE_CHECKING:
@@ -46,7 +47,9 @@ def sample_exact(dpp: "DPP", *, rng: RngLike = None) -> np.ndarray:
     """One exact sample of the DPP (sorted int64 array). O(r + n m²) after the spectrum.
 
     Phase 1 draws r uniforms (keep j iff u_j < μ_j), Phase 2 draws m = |J| uniforms.
+    Raises TypeError for anything but a symmetric :class:`DPP` (before drawing).
     """
+    require_symmetric_dpp(dpp, "sample_exact")
     gen = as_generator(rng)
     s = dpp.spectrum
     J = np.flatnonzero(gen.random(s.rank) < s.mu)
@@ -57,9 +60,11 @@ def sample_exact_k(dpp: "DPP", k: int, *, rng: RngLike = None) -> np.ndarray:
     """One exact sample of the k-DPP P(S) ∝ det L_S, |S| = k (sorted int64 array).
 
     Raises ValueError if ``k`` is not a non-negative integer, exceeds the rank of L, or is
-    smaller than the number of eigenvalues of K equal to 1. O(r + n k²) per sample after
-    the cached O(rk) ESP table.
+    smaller than the number of eigenvalues of K equal to 1, and TypeError for anything but
+    a symmetric :class:`DPP` (both before drawing). O(r + n k²) per sample after the cached
+    O(rk) ESP table.
     """
+    require_symmetric_dpp(dpp, "sample_exact_k")
     gen = as_generator(rng)
     J = kdpp_phase_one(dpp, k, gen)
     s = dpp.spectrum
