@@ -188,16 +188,36 @@ class NonsymmetricDPP:
             return self._L[np.ix_(rows, cols)]
         return self._Z[rows] @ self._X @ self._Z[cols].T
 
+    @cached_property
+    def zero_tolerance(self) -> float:
+        """τ = 10·n·ε·σ_max(L): a submatrix L_S whose smallest singular value is ≤ τ is
+        singular to working precision (O(n³) dense; O(n r²) for factors; cached)."""
+        if self.form == "dense":
+            smax = float(np.linalg.norm(self._L, 2)) if self.n else 0.0
+        elif self._Z.shape[1] == 0:
+            smax = 0.0
+        else:
+            _, R = np.linalg.qr(self._Z)
+            smax = float(np.linalg.norm(R @ self._X @ R.T, 2))
+        return psd_tolerance(self.n, smax)
+
     def log_prob(self, subset: Iterable[int]) -> float:
-        """log P(X = S) = log det L_S − log det(I + L), by LU with the sign tracked;
-        −inf when the sign is ≤ 0 or |S| exceeds the rank of L."""
+        """log P(X = S) = log det L_S − log det(I + L), O(|S|³).
+
+        −inf (probability zero) when |S| exceeds the rank of L, when the smallest singular
+        value of L_S is ≤ τ = ``zero_tolerance`` (dependent items, even where rounding leaves
+        the determinant a tiny nonzero), or when det L_S ≤ 0.
+        """
         S = as_subset(subset, self.n)
         if S.size == 0:
             return -self.log_normalizer
-        if self.form == "factors" and S.size > self._Z.shape[1]:
+        if S.size > self.rank:
             return -np.inf
-        ld = _logdet_signed(self.likelihood_submatrix(S))
-        if ld == -np.inf or S.size > self.rank:
+        M = self.likelihood_submatrix(S)
+        if np.linalg.svd(M, compute_uv=False).min() <= self.zero_tolerance:
+            return -np.inf
+        ld = _logdet_signed(M)
+        if ld == -np.inf:
             return -np.inf
         return ld - self.log_normalizer
 
