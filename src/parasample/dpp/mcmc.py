@@ -498,17 +498,23 @@ def _symv_nb(M, b, w, m):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, fastmath=_FM)
-def _rebuild_nb(A, features, S, m, M):  # pragma: no cover - compiled
-    """lower(M[:m,:m]) ← (L_S)⁻¹ via L_S = CCᵀ (LAPACK), X = C⁻¹, M = XᵀX; False if
-    L_S is not positive definite. Row-oriented loops; about m³/3 multiply-adds + potrf."""
+def _gram_nb(A, features, items, m):  # pragma: no cover - compiled
+    """L restricted to items[:m], as a dense symmetric m×m matrix."""
     G = np.empty((m, m))
     for a in range(m):
         for c in range(a + 1):
-            g = _entry_nb(A, features, S[a], S[c])
+            g = _entry_nb(A, features, items[a], items[c])
             G[a, c] = g
             G[c, a] = g
+    return G
+
+
+@numba.njit(cache=True, fastmath=_FM)
+def _rebuild_nb(A, features, S, m, M):  # pragma: no cover - compiled
+    """lower(M[:m,:m]) ← (L_S)⁻¹ via L_S = CCᵀ (LAPACK), X = C⁻¹, M = XᵀX; False if
+    L_S is not positive definite. Row-oriented loops; about m³/3 multiply-adds + potrf."""
     try:
-        C = np.linalg.cholesky(G)
+        C = np.linalg.cholesky(_gram_nb(A, features, S, m))
     except Exception:
         return False
     X = np.zeros((m, m))  # X = C⁻¹ (lower), rows by forward substitution
@@ -550,14 +556,8 @@ def _fresh_pivot_nb(A, features, S, m, skip, j):  # pragma: no cover - compiled
             c += 1
     idx[c] = j
     size = c + 1
-    G = np.empty((size, size))
-    for a in range(size):
-        for b in range(a + 1):
-            g = _entry_nb(A, features, idx[a], idx[b])
-            G[a, b] = g
-            G[b, a] = g
     try:
-        C = np.linalg.cholesky(G)
+        C = np.linalg.cholesky(_gram_nb(A, features, idx, size))
     except Exception:  # noqa: BLE001 - numba catches no narrower class
         return 0.0
     return C[size - 1, size - 1] ** 2
