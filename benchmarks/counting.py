@@ -1,4 +1,4 @@
-"""Parallel sampling via counting: rounds vs n, k-DPP rounds vs k, wall time (spec counting.md §9).
+"""Parallel sampling via counting: rounds vs n, k-DPP rounds vs k, wall time.
 
     python benchmarks/counting.py                 # n = 64..4096, 3 repeats
     python benchmarks/counting.py --quick         # n ≤ 512, small k-DPP (seconds)

@@ -1,6 +1,6 @@
-"""Diffusion benchmark (spec diffusion.md §9): Picard and ASD against sequential DDPM on the
-ring GMM and the digits model — rounds, NFE, acceptance, quality and CPU wall-clock, all in
-one run. Same as ``parasample bench diffusion``. GPU timings: benchmarks/diffusion_gpu.py.
+"""Diffusion benchmark: Picard and ASD against sequential DDPM on the ring GMM and the digits
+model — rounds, NFE, acceptance, quality and CPU wall-clock, all in one run. Same as
+``parasample bench diffusion``. GPU timings: benchmarks/diffusion_gpu.py.
 
     python benchmarks/diffusion.py                  # 100 and 1000 steps, 5 seeds
     python benchmarks/diffusion.py --quick          # 100 steps, fewer configurations

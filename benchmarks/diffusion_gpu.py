@@ -1,4 +1,4 @@
-"""GPU wall-clock of parallel diffusion sampling on a Stable-Diffusion-sized UNet (spec §9).
+"""GPU wall-clock of parallel diffusion sampling on a Stable-Diffusion-sized UNet.
 
 Builds a **randomly initialised** SD-v1/2-sized ``UNet2DConditionModel`` from a config (4 latent
 channels, 64×64 latents, block channels (320, 640, 1280, 1280), cross-attention dim 1024; no
@@ -311,7 +311,7 @@ def main(argv=None) -> int:
     clock = Clock(device)
     notes = []
     if args.warmup < 2 or args.repeats < 5:
-        notes.append(f"warm-up {args.warmup} / repeats {args.repeats} are below the spec's "
+        notes.append(f"warm-up {args.warmup} / repeats {args.repeats} are below the recommended "
                      "2 / 5: indicative only")
     if device.type != "cuda":
         notes.append("CPU run: a smoke test, not a GPU claim")

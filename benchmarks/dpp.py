@@ -1,4 +1,4 @@
-"""DPP benchmark: parasample vs DPPy 0.3.3 (spec dpp.md §10, comparisons R1–R7).
+"""DPP benchmark: parasample vs DPPy 0.3.3 (comparisons R1–R7).
 
     python benchmarks/dpp.py                      # N = 1000, 2000, 5000; 5 repeats
     python benchmarks/dpp.py --quick              # smoke test, N = 300 (< 30 s)

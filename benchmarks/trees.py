@@ -1,5 +1,5 @@
-"""Spanning-tree benchmark (spec trees.md §9): parasample vs networkx and DPPy, plus the
-repeated samplers by domain sparsification. Same as ``parasample bench trees``.
+"""Spanning-tree benchmark: parasample vs networkx and DPPy, plus the repeated samplers by
+domain sparsification. Same as ``parasample bench trees``.
 
     python benchmarks/trees.py [--quick] [--repeats 5] [--cap 120] [--json out.json]
 """

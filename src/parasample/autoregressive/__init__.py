@@ -1,5 +1,5 @@
 """Autoregressive sampling from conditional-marginal oracles: the sequential chain rule and
-parallel sampling via counting (Anari–Gao–Rubinstein), see ``specs/counting.md``."""
+parallel sampling via counting (Anari–Gao–Rubinstein)."""
 
 from .counting_form import LogCountOracle
 from .digits import DigitsOracle, load_digits_model

@@ -1,4 +1,4 @@
-"""Counting form of the oracle (spec ``counting.md`` §2, "Counting form").
+"""Counting form of the oracle.
 
 Many targets are easier to *count* than to condition: a partition function, a #P-style
 counter, a dynamic programme, a tensor-network contraction. :class:`LogCountOracle` turns a
@@ -19,11 +19,11 @@ sampler (one per ``marginals`` call, whatever the batch), and each marginal cost
 rows (``targets=None`` costs q·(number of free coordinates) rows per partial assignment).
 :attr:`LogCountOracle.count_rows` and :attr:`LogCountOracle.count_calls` report that cost.
 
-Contract (spec §2): rows sum to 1 (softmax with max-subtraction, in float64); pinned
+Contract (as for every oracle): rows sum to 1 (softmax with max-subtraction, in float64); pinned
 coordinates are one-hot; if every q-row of a target has weight 0 (all ``-inf``), the pinning
 has probability 0 and the whole answer row is NaN; a pinned target costs one row, σ_S itself,
 to detect that case. Unpinned ``values`` are set to 0 before ``log_count`` sees them.
-Bit-for-bit batch invariance (§2 item 3) holds when ``log_count`` computes each row on its own.
+Bit-for-bit batch invariance holds when ``log_count`` computes each row on its own.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _softmax_rows(logw: np.ndarray) -> np.ndarray:
 
 
 class LogCountOracle(Oracle):
-    """Conditional-marginal oracle from a counting callable (spec §2, counting form).
+    """Conditional-marginal oracle from a counting callable.
 
     Parameters
     ----------

@@ -1,5 +1,4 @@
-"""Neural any-order autoregressive (AO-AR) oracle on binarised 8×8 digits (spec
-``counting.md`` §3 item 7).
+"""Neural any-order autoregressive (AO-AR) oracle on binarised 8×8 digits.
 
 The shipped model is an MLP on concat(mask, values·mask) ∈ {0,1}^128 → 2×256 GELU → 64
 logits with P[X_i = 1 | X_S = x_S] = sigmoid(logit_i); weights (float32) and metadata live in

@@ -1,4 +1,4 @@
-"""Conditional-marginal oracle for a DPP or k-DPP (spec ``counting.md`` §3 item 6).
+"""Conditional-marginal oracle for a DPP or k-DPP.
 
 q = 2 and x_i = 1 iff item i ∈ Y, with P(Y) ∝ det L_Y (L symmetric PSD, validated by
 ``DPP.from_likelihood``), restricted to |Y| = k for a k-DPP. A row pins an in-set A

@@ -1,5 +1,5 @@
-"""Hugging Face masked language models as conditional-marginal oracles (spec ``counting.md``
-§2 and §7, "any-order autoregressive models").
+"""Hugging Face masked language models as conditional-marginal oracles, used as
+any-order autoregressive models.
 
 :class:`MaskedLMOracle` wraps a BERT-style masked LM (``AutoModelForMaskedLM``, or any torch
 module called as ``model(input_ids=LongTensor[B, L])`` that returns logits ``[B, L, V]``
@@ -21,7 +21,7 @@ Under the order π the chain rule samples P_π(x) = ∏_t p(x_{π_t} | x_{π<t})
 sample **exactly** the mixture of P_π over uniformly random π ("random-order decoding"),
 ``sample_parallel`` in about n^(2/3) rounds instead of n.
 
-**Batch invariance** (spec §2 item 3). With ``deterministic=True`` (default) every row is its
+**Batch invariance** (oracle contract). With ``deterministic=True`` (default) every row is its
 own forward pass with batch size 1, so its answer cannot depend on the other rows of the batch:
 bit-for-bit invariance holds in the model's own precision, float32 included; ``model.double()``
 is not needed. It is not sufficient either: batched float64 forwards still differ from

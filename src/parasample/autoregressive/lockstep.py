@@ -1,4 +1,4 @@
-"""Lockstep batching (spec ``counting.md`` §6.4): S samples, one oracle call per round.
+"""Lockstep batching: S samples, one oracle call per round.
 
 Sample s gets its own randomness from child s of ``as_generator(rng).spawn(S)``, consumed
 exactly as a single call consumes its ``rng`` (:func:`~parasample.autoregressive.draw_randomness`

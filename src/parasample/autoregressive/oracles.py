@@ -1,4 +1,4 @@
-"""Exact conditional-marginal oracles on [q]^n (spec ``counting.md`` §2–§3).
+"""Exact conditional-marginal oracles on [q]^n.
 
 An oracle has attributes ``n`` and ``q`` and a batch-first method
 
@@ -302,7 +302,7 @@ class IsingOracle(Oracle):
 
 
 class CurieWeissOracle(Oracle):
-    """Curie–Weiss closed form (spec §3 item 2): free spins are exchangeable, cost O(m)."""
+    """Curie–Weiss closed form: free spins are exchangeable, cost O(m)."""
 
     def __init__(self, n: int, beta: float, h: float = 0.0):
         n = as_count(n, "n", minimum=1)
@@ -335,7 +335,7 @@ class CurieWeissOracle(Oracle):
 
 
 class MarkovChainOracle(Oracle):
-    """X_0 ~ ``init``, X_{t+1} | X_t ~ P_t (spec §3 item 4).
+    """X_0 ~ ``init``, X_{t+1} | X_t ~ P_t.
 
     ``transitions`` is one (q, q) stochastic matrix (homogeneous) or an array (n−1, q, q);
     ``n`` is required for a homogeneous chain. Rows are computed by a renormalised

@@ -1,9 +1,9 @@
-"""Sequential chain rule (spec §5) and parallel speculate/verify/accept (spec §6).
+"""Sequential chain rule and parallel speculate/verify/accept (Anari–Gao–Rubinstein).
 
 Both samplers draw their randomness with :func:`draw_randomness` — the order
 π = ``rng.permutation(n)``, then coupler randomness indexed by coordinate — so under the same
 ``rng`` they return the same sample. The parallel sampler's guesses only decide how many
-coordinates are accepted per iteration, never their values (§6.2).
+coordinates are accepted per iteration, never their values.
 
 Cost is measured by wrapping ``oracle.marginals`` in :class:`~parasample.core.CountingOracle`:
 ``cost.rounds`` = number of ``marginals`` calls, ``cost.evaluations`` = total rows.
@@ -161,11 +161,11 @@ def sample_sequential(oracle, *, rng=None, order=None, coupler: str | None = Non
 
 def sample_parallel(oracle, *, rng=None, window: int | str | None = None, order=None,
                     coupler: str | None = None) -> SampleResult:
-    """Speculate / verify / accept (spec §6): same output as :func:`sample_sequential`
+    """Speculate / verify / accept: same output as :func:`sample_sequential`
     under the same ``rng``, in about 2n/w + 2·(mismatches) rounds.
 
     ``window``: a positive integer, ``None`` (default, max(2, round(n^{1/3}))) or
-    ``"adaptive"`` (spec §6.4: start at the default, double after a clean iteration, halve
+    ``"adaptive"`` (start at the default, double after a clean iteration, halve
     after a mismatch at j* ≤ W/4, clamp to [2, n]; safe because guesses never decide values).
 
     ``info``: ``mismatches`` (iterations with a rejected guess), ``accepted`` (histogram:
@@ -180,8 +180,8 @@ def sample_parallel(oracle, *, rng=None, window: int | str | None = None, order=
 
 
 def _run_parallel(oracle, n, coupler, pi, r, w, *, verify=True) -> SampleResult:
-    """The §6 loop for one sample. ``verify=False`` accepts every draft unchecked: a WRONG
-    sampler, kept only so that tests can check their power against it."""
+    """The speculate/verify/accept loop for one sample. ``verify=False`` accepts every draft
+    unchecked: a WRONG sampler, kept only so that tests can check their power against it."""
     values, counted, st = _run_parallel_lockstep(oracle, n, coupler, np.asarray(pi)[None],
                                                  np.asarray(r)[None], w, verify=verify)
     info = {
@@ -218,7 +218,7 @@ def _run_sequential_lockstep(oracle, n, coupler, pis, rs):
 
 
 def _next_windows(w, W, clean, jstar, n):
-    """Adaptive rule (spec §6.4): double after a clean iteration, halve after a mismatch at
+    """Adaptive rule: double after a clean iteration, halve after a mismatch at
     j* ≤ W/4 (j* 1-based), clamp to [2, n]."""
     w = np.where(clean, 2 * w, np.where(4 * jstar <= W, w // 2, w))
     return np.clip(w, 2, max(n, 2))
@@ -299,7 +299,7 @@ def _run_parallel_lockstep(oracle, n, coupler, pis, rs, window, *, verify=True):
             evaluations[act[ver]] += nrow
             y, bad = _draw_rows(pv, rs[act[owner], tg], coupler)
             # Accept: y_1 = guess_1 (same marginal, same randomness); stop at the first
-            # mismatch. A bad (NaN) row before it is impossible (§6.2) and raises.
+            # mismatch. A bad (NaN) row before it is impossible and raises.
             stop = np.zeros((A, Wm), dtype=bool)
             stop[owner, jrow] = bad | (y != G[owner, jrow])
             has = stop[ver].any(axis=1)
@@ -308,7 +308,7 @@ def _run_parallel_lockstep(oracle, n, coupler, pis, rs, window, *, verify=True):
             badm[owner, jrow] = bad
             hit_bad = has & badm[ver, first]
             if hit_bad.any():
-                # §6.2: a NaN row has a zero-probability earlier guess, hence a mismatch first.
+                # A NaN row has a zero-probability earlier guess, hence a mismatch first.
                 row = np.flatnonzero((owner == ver[hit_bad][0]) & (jrow == first[hit_bad][0]))[0]
                 raise _zero_probability_error(oracle, int(row))
             Y = np.zeros((A, Wm), dtype=np.int64)

@@ -1,4 +1,4 @@
-"""Benchmarks: the library against named baselines, in one process run (design: Benchmarks).
+"""Benchmarks: the library against named baselines, in one process run.
 
 :mod:`parasample.bench.harness` is the domain-independent part (interleaved timing, ratios,
 time caps, tables, environment record); ``parasample.bench.<domain>`` modules define the

@@ -1,4 +1,4 @@
-"""Parallel sampling via counting: rounds, evaluations and wall time (spec counting.md §9).
+"""Parallel sampling via counting: rounds, evaluations and wall time.
 
 (a) rounds and evaluations against n for Curie–Weiss (β = 0.5) and the Ising chain (a
     homogeneous two-state Markov chain, J = 1.5), sequential vs parallel with the default
@@ -19,8 +19,9 @@
     (bitwise batch-invariant) oracle.
 (e) optionally a log–log PNG of rounds against n with reference lines n and n^{2/3}.
 
-The Ising chain uses :class:`NearestPinChainOracle`, the nearest-pin formula of spec §3
-item 4 with cached powers P^d (vectorised over coordinates), because the forward–backward
+The Ising chain uses :class:`NearestPinChainOracle`, the nearest-pin formula (a coordinate's
+conditional depends only on the nearest pins on either side) with cached powers P^d
+(vectorised over coordinates), because the forward–backward
 :class:`~parasample.autoregressive.MarkovChainOracle` costs O(n) Python steps per row, which
 makes n = 4096 take minutes. Both are exact; a test checks they agree.
 """

@@ -1,4 +1,4 @@
-"""Diffusion: rounds, NFE, acceptance, quality and CPU wall-clock (spec diffusion.md §9).
+"""Diffusion: rounds, NFE, acceptance, quality and CPU wall-clock.
 
 For the 2-D ring Gaussian mixture (closed-form denoiser, float64) and the shipped digits
 model (MLP, float32), at DDPM 100 and 1000 steps:

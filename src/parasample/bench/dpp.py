@@ -1,4 +1,4 @@
-"""DPP benchmark: parasample vs DPPy 0.3.3, comparisons R1–R7 of spec dpp.md §10.
+"""DPP benchmark: parasample vs DPPy 0.3.3, comparisons R1–R7.
 
 Kernel: L = ΦᵀΦ with Φ a 100×N standard Gaussian matrix (rank 100, E|X| ≈ 100). Both sides
 get the same kernel in the same process run, with interleaved repetitions; the claim is the
@@ -52,7 +52,8 @@ D_FEATURES = 100
 K_DPP = 50
 N_STEPS = 1000
 
-#: spec §10: (must, target) minimum ratios DPPy/parasample; None = no threshold
+#: the project's performance thresholds: (must, target) minimum ratios DPPy/parasample;
+#: None = no threshold
 THRESHOLDS = {
     "R1": (20.0, 50.0), "R1·first": (None, None), "R2": (1.0, 2.0), "R3": (1.0, 2.0),
     "R4": (5.0, 10.0), "R5": (100.0, None), "R6": (5.0, 20.0), "R7": (100.0, None),
@@ -238,7 +239,7 @@ def _tasks_for_size(n: int, *, seed: int, smallest: bool, cap: float,
         Task("dppy_E", quiet=True, fn=_flushing(d_eig, lambda: d_eig.sample_mcmc(
             "E", size=k, nb_iter=N_STEPS, random_state=rs["E"]))),
         # DPPy's own AD start (random subsets of random size) fails at N=5000 (rank 100):
-        # start from ∅, like ours (spec §4)
+        # start from ∅, like ours
         Task("dppy_AD", quiet=True, fn=_flushing(d_eig, lambda: d_eig.sample_mcmc(
             "AD", s_init=[], nb_iter=N_STEPS, random_state=rs["AD"]))),
     ]

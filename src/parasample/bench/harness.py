@@ -1,4 +1,4 @@
-"""A small, domain-independent benchmark harness (design: Benchmarks).
+"""A small, domain-independent benchmark harness.
 
 The claims are **ratios** (baseline time / parasample time) measured in one run, on one
 machine, with interleaved repetitions and medians, because the machines are shared and noisy.

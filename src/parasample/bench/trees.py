@@ -1,5 +1,5 @@
-"""Spanning-tree benchmark: parasample vs networkx and DPPy (spec trees.md §9), plus the
-repeated samplers of the domain-sparsification paper (trees.md §7, dpp.md §8).
+"""Spanning-tree benchmark: parasample vs networkx and DPPy, plus the repeated samplers of the
+domain-sparsification paper (Anari–Liu–Vuong, arXiv 2204.02570).
 
 Ratios (baseline time / parasample time, same run, interleaved medians, numba warm):
 

@@ -1,4 +1,4 @@
-"""Randomness handling (SPEC 7).
+"""Randomness handling, following Scientific Python SPEC 7.
 
 Every random public function takes a keyword-only ``rng`` that may be ``None``, an ``int``,
 a :class:`numpy.random.SeedSequence` or a :class:`numpy.random.Generator`. It is normalised

@@ -1,4 +1,4 @@
-"""Parallel sampling of pretrained diffusion models (spec ``specs/diffusion.md``).
+"""Parallel sampling of pretrained diffusion models.
 
 Schedules and grids (:mod:`.schedules`), the model contract (:mod:`.model`), DDPM/DDIM steps
 (:mod:`.steps`), shared pre-drawn noise (:mod:`.noise`), the sequential reference

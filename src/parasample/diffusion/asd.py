@@ -1,6 +1,7 @@
-"""Autospeculative decoding (ASD, spec §4): :func:`sample_asd`, exact parallel DDPM sampling.
+"""Autospeculative decoding (ASD; Hu, Das, Sadigh, Anari, ICML 2025): :func:`sample_asd`, exact
+parallel DDPM sampling.
 
-**SL view (§4.1).** A DDPM state x at ᾱ maps to stochastic-localisation time τ = ᾱ/(1−ᾱ) and
+**SL view.** A DDPM state x at ᾱ maps to stochastic-localisation time τ = ᾱ/(1−ᾱ) and
 y = s·x with s = √ᾱ/(1−ᾱ); then y_τ = τ·x0 + W_τ and the SL drift E[x0 | y_τ] is exactly the
 denoiser D. An ancestral ``fixed_small`` DDPM step i → i+1 *is* the Euler–Maruyama step
 
@@ -28,7 +29,7 @@ on m̂ = D(x_T)). With kk = min(k, S_stoch − i), S_stoch = S−1 when the fina
    state was evaluated there (a fully accepted round), else one more round of 1 row.
    δ = 0 is always accepted and e is never formed.
 
-**Exactness (§4.4), whatever the drafts.** At step i+j, given the accepted past, the draft
+**Exactness, whatever the drafts.** At step i+j, given the accepted past, the draft
 law is q = N(μ_q, σ²I) and the target p = N(μ_p, σ²I), δ = μ_p − μ_q. The draft X = μ_q + σz
 is kept with probability min(1, p/q)(X) (u_{i+j} is fresh for this decision); otherwise the
 output is μ_p + σRz, R = I − 2eeᵀ. R maps the region {q > p} (where rejections happen) onto
@@ -52,7 +53,7 @@ Per chain: rounds ≤ S+1 (every round advances ≥ 1 step) and evaluations
 = 1 + Σ_rounds (kk+1) + (0 or 1 final row) [kk, not kk+1, in a round that reaches x_S].
 Batch rounds = max over chains. Per round: B·(k+1) rows plus O(k·B·D) vector work.
 
-**Adaptive k (§4.5, exact because it uses only the past), per chain:** after a fully accepted
+**Adaptive k (exact because it uses only the past), per chain:** after a fully accepted
 round k ← min(2k, k_max); after a rejection with accepted length a, k ← clamp(2(a+1), k_min,
 k_max).
 """
@@ -128,7 +129,8 @@ def reflect(z: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
 
 def grs_couple(mu_q: torch.Tensor, mu_p: torch.Tensor, sigma, z: torch.Tensor,
                u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One Gaussian rejection-sampler step (the reflection coupling of §4.4), per row.
+    """One Gaussian rejection-sampler step, per row: the reflection coupling of the module
+    docstring ("Exactness").
 
     Draft X = μ_q + σz; keep it if log u ≤ log r (:func:`log_acceptance_ratio` with
     δ = μ_p − μ_q), else return μ_p + σ·:func:`reflect`(z, δ). The output is exactly
@@ -178,7 +180,7 @@ def sample_asd(model: Denoiser, step: Step, *, shape: Union[int, Sequence[int]],
                dtype: Optional[torch.dtype] = None,
                device: Union[None, str, torch.device] = None,
                progress: ProgressLike = None) -> SampleResult:
-    """Exact parallel DDPM sampling by autospeculative decoding (module docstring, §4).
+    """Exact parallel DDPM sampling by autospeculative decoding (see the module docstring).
 
     ``step`` must be a ``DDPMStep`` with ``variance="fixed_small"``. ``k`` ≥ 1 is the draft
     length (with ``adaptive=True``, the starting k, which must lie in [k_min, k_max]; then
@@ -209,7 +211,7 @@ def _sample_asd(model: Denoiser, step: Step, *, shape, batch: int = 1, rng: RngL
                 progress: ProgressLike = None) -> SampleResult:
     """:func:`sample_asd` with testing hooks (not public API).
 
-    ``drift``: ``"stale"`` (§4.2: m̂ = the latest evaluation) or ``"zero"`` (the useless
+    ``drift``: ``"stale"`` (m̂ = the latest evaluation) or ``"zero"`` (the useless
     drift m̂ ≡ 0, still exact, only slower). ``verify=False`` accepts every draft (the
     negative control: NOT exact).
     """

@@ -1,4 +1,4 @@
-"""Hugging Face diffusers models and schedulers as parasample denoisers and steps (spec §6).
+"""Hugging Face diffusers models and schedulers as parasample denoisers and steps.
 
 :func:`from_diffusers` turns a diffusers UNet (``UNet2DModel``, ``UNet2DConditionModel`` or
 any module called as ``unet(x, t[, encoder_hidden_states=...])``) plus a ``DDPMScheduler`` /
@@ -13,7 +13,7 @@ usable by every sampler (:func:`~parasample.diffusion.sequential.sample_sequenti
   This inherits ``timestep_spacing`` and ``steps_offset``; the previous timestep is always read
   from the list. Final ᾱ: 1 for DDPM; for DDIM 1 if ``set_alpha_to_one`` else ᾱ[0].
 - **Prediction types:** ``epsilon`` → ε, ``sample`` → x0, ``v_prediction`` → v.
-- **x̂0 post-processing** lives in the denoiser, as spec §1.3 requires: ``thresholding``
+- **x̂0 post-processing** lives in the denoiser, as the model contract requires: ``thresholding``
   (dynamic thresholding, :class:`DynamicThreshold`, exactly diffusers' ``_threshold_sample``)
   takes precedence over ``clip_sample`` (clamp to ±``clip_sample_range``), as in diffusers.
 - **DDPM variance types:** ``fixed_small`` and ``fixed_small_log`` → ``DDPMStep("fixed_small")``
@@ -45,7 +45,7 @@ runs through the adapter reproduce a plain loop over diffusers' own ``scheduler.
 float32 rounding. Known differences, all on purpose:
 
 - diffusers' DDIM ``step`` computes the previous timestep with the stride t − ⌊T/S⌋ (the
-  *stride bug*, spec §1.2); we read it from the list. They agree for ``leading`` spacing and
+  *stride bug*); we read it from the list. They agree for ``leading`` spacing and
   whenever S divides T, not e.g. for ``trailing`` with S = 13.
 - DDPM ``fixed_large`` with a last timestep > 0 (``steps_offset = 1``): diffusers adds noise of
   variance 1 − ᾱ[t_last] at the last step; our last step returns x̂0 exactly.

@@ -1,5 +1,4 @@
-"""The bundled 8×8 digits diffusion model and its quality classifier (spec ``diffusion.md``
-§5 "Digits model", §9 "Quality on digits").
+"""The bundled 8×8 digits diffusion model and its quality classifier.
 
 Data: scikit-learn's bundled ``load_digits`` (1,797 images, intensities 0..16), scaled as
 x/8 − 1 ∈ [−1, 1], flattened row-major to 64 pixels (pixel i is row i // 8, column i % 8).

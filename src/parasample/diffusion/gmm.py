@@ -1,4 +1,4 @@
-"""Closed-form test denoisers (spec §5): Gaussian mixtures, a single Gaussian, a point mass.
+"""Closed-form test denoisers: Gaussian mixtures, a single Gaussian, a point mass.
 
 **Gaussian mixture** p(x0) = Σ_k π_k N(μ_k, Σ_k). With x = a·x0 + b·ε (a = √ᾱ_t, b = √(1−ᾱ_t)),
 x ~ Σ_k π_k N(a·μ_k, C_k), C_k = a²Σ_k + b²I, and the exact posterior mean is
@@ -44,7 +44,7 @@ _SMALL_D = 8
 
 
 def _x0_to(prediction: str, x, x0, a, b):
-    """Express an exact x̂0 as the requested raw model output (§1.3)."""
+    """Express an exact x̂0 as the requested raw model output (table in :mod:`.model`)."""
     if prediction == "x0":
         return x0
     eps = (x - a * x0) / b
@@ -176,7 +176,7 @@ class GaussianMixtureDenoiser(_ClosedForm):
 
 def ring_gmm(schedule: Optional[Schedule] = None, *, n_modes: int = 8, radius: float = 4.0,
              std: float = 0.3, prediction: str = "x0") -> GaussianMixtureDenoiser:
-    """The §5 fixture: ``n_modes`` equal-weight isotropic modes (std ``std``) on a circle of
+    """The ring test fixture: ``n_modes`` equal-weight isotropic modes (std ``std``) on a circle of
     ``radius`` in 2-D (defaults 8, 4, 0.3); ``schedule`` defaults to ``Schedule.linear()``."""
     n_modes = as_count(n_modes, "n_modes", minimum=1)
     if not (radius >= 0 and std > 0):

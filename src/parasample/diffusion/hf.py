@@ -1,4 +1,4 @@
-"""Hugging Face diffusers interop, the public home (spec §6): ``parasample.diffusion.hf``.
+"""Hugging Face diffusers interop, the public home: ``parasample.diffusion.hf``.
 
 Re-exports :mod:`parasample.diffusion.diffusers_adapter`:
 

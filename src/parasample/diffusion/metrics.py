@@ -1,4 +1,4 @@
-"""Two-sample statistics and sample-quality metrics (spec ``diffusion.md`` §9).
+"""Two-sample statistics and sample-quality metrics.
 
 All computations are numpy float64 on the CPU; inputs may be numpy arrays or torch tensors
 (any device/dtype), with one sample per row (trailing dimensions are flattened).
@@ -203,7 +203,7 @@ def digits_features(samples, classifier=None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def digits_quality(samples, *, classifier=None, reference=None) -> dict:
-    """Quality of digits samples (spec §9): a dict with
+    """Quality of digits samples: a dict with
 
     - ``frechet``: Fréchet distance between Gaussian fits of the classifier's 64-d penultimate
       features of ``samples`` and of ``reference`` (default: the 360 held-out images);

@@ -1,4 +1,4 @@
-"""The model contract: :class:`Denoiser` (spec §1.3–§1.4).
+"""The model contract: :class:`Denoiser`.
 
 A denoiser wraps a batch-first network ``fn(x: Tensor[N, *shape], t: LongTensor[N])`` (one
 training timestep per row) and turns its raw output into the pair (x̂0, ε̂). With a = √ᾱ_t,
@@ -211,7 +211,7 @@ class Denoiser:
     # ------------------------------------------------------------- conversions
     def to_prediction(self, x: torch.Tensor, t: torch.Tensor, x0: torch.Tensor,
                       prediction: str) -> torch.Tensor:
-        """Express x̂0 at (x, t) in another parameterisation (ε̂, v̂ or x̂0), per §1.3.
+        """Express x̂0 at (x, t) in another parameterisation (ε̂, v̂ or x̂0), per the module table.
         The score is −ε̂/b."""
         sa, sb = self._table(x.dtype, x.device)
         a = rows_view(sa[t], x.ndim)

@@ -1,4 +1,4 @@
-"""Evaluate one model on several devices at once: :class:`ReplicatedModel` (spec §7).
+"""Evaluate one model on several devices at once: :class:`ReplicatedModel`.
 
 A :class:`ReplicatedModel` keeps **one persistent replica per device** (built once by
 ``factory(device)``; no weight broadcast per call, unlike ``nn.DataParallel``) and is itself a
@@ -56,7 +56,7 @@ def _to(v, device: torch.device):
 
 
 class ReplicatedModel:
-    """One replica of a model per device; batches split across them (spec §7).
+    """One replica of a model per device; batches split across them.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Pre-drawn noise shared by every diffusion sampler (spec §2, §4.3): :class:`NoiseBank`.
+"""Pre-drawn noise shared by every diffusion sampler: :class:`NoiseBank`.
 
 Content, all indexed by **global step index** i = 0…S−1:
 - ``x_T``           the start state, (batch, *shape);
@@ -6,11 +6,11 @@ Content, all indexed by **global step index** i = 0…S−1:
 - ``uniforms(i)``   a uniform in [0, 1) per sample, (batch,), float64 — an independent stream
                     for accept/reject decisions (ASD).
 
-Seeding: ``rng`` (SPEC 7) is split with ``Generator.spawn`` into three streams (x_T, normals,
-uniforms); the normal and uniform streams are spawned again into one child per step. Each
-child seeds a CPU ``torch.Generator``; values are drawn on the CPU and then moved, so CPU and
-CUDA runs get identical noise. Normals are drawn in the bank's dtype (float32 or float64 —
-the two dtypes give different, not merely rounded, values).
+Seeding: ``rng`` (Scientific Python SPEC 7) is split with ``Generator.spawn`` into three
+streams (x_T, normals, uniforms); the normal and uniform streams are spawned again into one
+child per step. Each child seeds a CPU ``torch.Generator``; values are drawn on the CPU and
+then moved, so CPU and CUDA runs get identical noise. Normals are drawn in the bank's dtype
+(float32 or float64 — the two dtypes give different, not merely rounded, values).
 
 Storage: all z_i are materialised on first use when S·B·D·itemsize ≤ ``max_bytes`` (256 MiB);
 otherwise z_i is regenerated from its own seed on demand (deterministic, O(B·D) per call).

@@ -1,4 +1,4 @@
-"""Picard iteration over a sliding window (ParaDiGMS, spec §3): :func:`sample_picard`.
+"""Picard iteration over a sliding window (ParaDiGMS, Shih et al.): :func:`sample_picard`.
 
 The chain is x_{j+1} = x_j + Δ_j(x_j) + ξ_j with Δ_j = μ_j − x_j and ξ_j = σ_j·z_j drawn once
 (from the same :class:`~parasample.diffusion.noise.NoiseBank` as the sequential sampler; ODE

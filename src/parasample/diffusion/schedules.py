@@ -1,4 +1,4 @@
-"""Training noise schedules and sampling time grids (spec §1.1–§1.2).
+"""Training noise schedules and sampling time grids.
 
 Notation, for t = 0…T−1: β_t noise rates, α_t = 1 − β_t, ᾱ_t = ∏_{s≤t} α_s, so that a
 training state is x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε.
@@ -8,7 +8,8 @@ vectors to the model's dtype and device when they start. Arrays are read-only.
 
 A :class:`TimeGrid` is a strictly decreasing list t_0 > … > t_{S−1} of training timesteps plus
 ``final_alpha_bar`` (ᾱ after the last step, default 1). The previous timestep of t_i is always
-read from the list (t_{i+1}), never computed as t − ⌊T/S⌋ (the stride bug, §1.2).
+read from the list (t_{i+1}), never computed as t − ⌊T/S⌋ (the stride bug, wrong
+whenever consecutive grid steps are not ⌊T/S⌋ apart).
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def _check_beta_range(beta_start, beta_end) -> None:
 
 def spaced_timesteps(n_train: int, n_steps: int, spacing: str = "leading",
                      offset: int = 0) -> np.ndarray:
-    """Strictly decreasing int64 timesteps t_0 > … > t_{S−1} in [0, T−1] (§1.2).
+    """Strictly decreasing int64 timesteps t_0 > … > t_{S−1} in [0, T−1].
 
     - ``leading``:  t_i = (S−1−i)·⌊T/S⌋ + offset          (S=10: 900, 800, …, 0)
     - ``trailing``: t_i = round(T − i·T/S) − 1 (+ offset)  (S=13: 999, 922, 845, …)

@@ -1,4 +1,4 @@
-"""Sequential DDPM/DDIM sampling, the reference (spec §2): :func:`sample_sequential`.
+"""Sequential DDPM/DDIM sampling, the reference: :func:`sample_sequential`.
 
     x ← x_T;   for i = 0…S−1:   x ← advance(i, x, D(x, t_i), z_i)
 

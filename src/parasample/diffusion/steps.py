@@ -1,4 +1,4 @@
-"""Sampling steps: a deterministic mean μ_i(x, x̂0) plus state-independent noise σ_i·z_i (§2).
+"""Sampling steps: a deterministic mean μ_i(x, x̂0) plus state-independent noise σ_i·z_i.
 
 Every sampler moves a state with the same method,
 

@@ -1,4 +1,4 @@
-"""Finite determinantal point processes (spec: shared/specs/dpp.md).
+"""Finite determinantal point processes.
 
 Targets: :class:`DPP` (symmetric; from L, K or features) and :class:`NonsymmetricDPP`.
 Samplers are functions returning sorted int64 index arrays:

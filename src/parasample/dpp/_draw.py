@@ -1,4 +1,4 @@
-"""Drawing an index from non-negative weights, the robust way (spec dpp.md, rules).
+"""Drawing an index from non-negative weights, the robust way.
 
 Draw ``u * cumsum(w)[-1]``, binary-search it (right side) and clamp to the last positive
 weight. Never normalise and hand the weights to a "choice with p" routine: that is how DPPy

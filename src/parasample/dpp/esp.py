@@ -1,4 +1,4 @@
-"""Elementary symmetric polynomials in log space; k-DPP eigenvector selection (spec §2).
+"""Elementary symmetric polynomials in log space; k-DPP eigenvector selection.
 
 A symmetric k-DPP, P(X = S) = det L_S / e_k(λ) for |S| = k, is a mixture of projection DPPs:
 Phase 1 picks k eigenvectors J with P(J) = Π_{j∈J} λ_j / e_k(λ). This file holds the ESP

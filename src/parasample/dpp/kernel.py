@@ -1,4 +1,4 @@
-"""The symmetric finite DPP: L-ensembles, K-ensembles and low-rank feature form (spec §1).
+"""The symmetric finite DPP: L-ensembles, K-ensembles and low-rank feature form.
 
 A DPP on items ``0..n-1`` is given by a likelihood kernel L (P(X=S) = det L_S / det(I+L)),
 a marginal kernel K (P(S ⊆ X) = det K_S, 0 ⪯ K ⪯ I) or features B (L = B Bᵀ, never
@@ -403,7 +403,7 @@ def _correlation_spectrum(mu: np.ndarray, V: np.ndarray) -> Spectrum:
 
 
 def _features_spectrum(B: np.ndarray) -> Spectrum:
-    """Spectrum of L = B Bᵀ from the d×d dual when d < n (spec §1, features)."""
+    """Spectrum of L = B Bᵀ from the d×d dual when d < n (feature form)."""
     n, d = B.shape
     if d >= n:
         return _likelihood_spectrum(*np.linalg.eigh(B @ B.T))

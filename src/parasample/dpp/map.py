@@ -1,4 +1,4 @@
-"""Greedy MAP for DPPs by incremental Cholesky (Chen–Zhang–Zhou 2018; spec dpp.md §5).
+"""Greedy MAP for DPPs by incremental Cholesky (Chen–Zhang–Zhou 2018).
 
 Approximates argmax_{|S|=k} log det L_S by repeatedly adding the item with the largest
 gain d_j² = det L_{S+j} / det L_S (the Schur complement of L_S in L_{S+j}). Keeping the
@@ -203,7 +203,7 @@ def _greedy_nb(A, features, diag, k, order, gains):  # pragma: no cover - compil
 
 def quality_diversity_kernel(features, quality, *, bandwidth: float, gamma: float = 1.0,
                              alpha: float = 1.0) -> DPP:
-    """The batch-active-learning DPP L_ij = s_i K_ij s_j (spec §5), as a dense DPP.
+    """The batch-active-learning DPP L_ij = s_i K_ij s_j, as a dense DPP.
 
     K_ij = exp(−‖ψ_i − ψ_j‖² / 2R²) with ψ = ``features`` (n×p) and R = ``bandwidth``;
     s_i = q_i^{γ/α} with q = ``quality`` ≥ 0. Then log det L_S = 2(γ/α) Σ_{i∈S} log q_i +

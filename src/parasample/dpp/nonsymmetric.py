@@ -1,4 +1,4 @@
-"""Nonsymmetric DPPs (NDPPs) and the rejection sampler of Han et al. (spec dpp.md §3).
+"""Nonsymmetric DPPs (NDPPs) and the rejection sampler of Han et al.
 
 An NDPP has a likelihood kernel L whose symmetric part S = (L + Lᵀ)/2 is PSD; with
 A = (L − Lᵀ)/2 skew, L = S + A. Then every principal minor is ≥ 0, I + L is invertible,

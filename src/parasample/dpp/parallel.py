@@ -1,5 +1,5 @@
-"""Parallel exact k-DPP sampling in ≈ 2√k rounds by batched rejection (spec dpp.md §7;
-Anari–Burgess–Tian–Vuong, arXiv 2203.11190).
+"""Parallel exact k-DPP sampling in ≈ 2√k rounds by batched rejection
+(Anari–Burgess–Tian–Vuong, arXiv 2203.11190).
 
 **Phase 1** is that of :func:`.spectral.sample_exact_k`: keep exactly k eigenvectors J
 (forced projection part included) with P(J) = Π_J λ_j / e_k(λ). The rest samples the

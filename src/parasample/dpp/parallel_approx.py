@@ -1,6 +1,6 @@
 """Approximate parallel sampling for k-NDPPs and partition-constrained DPPs by batched
-rejection with a capped acceptance ratio (spec dpp.md §7, "Approximate mode";
-Anari–Burgess–Tian–Vuong, arXiv 2203.11190).
+rejection with a capped acceptance ratio (Anari–Burgess–Tian–Vuong,
+arXiv 2203.11190).
 
 **Target.** μ on k-sets, one of
 
@@ -122,7 +122,7 @@ def sample_parallel_k_approx(target, k: int, *, rng: RngLike = None, C: float = 
                              delta: float = 1e-3) -> SampleResult:
     """One approximate sample of a k-NDPP, k-DPP or partition-constrained DPP in about
     2k^{1/2+c} batched rounds, by batched rejection with the capped acceptance
-    min(1, ρ/(C M_ℓ)) (spec dpp.md §7, approximate mode; see the module docstring).
+    min(1, ρ/(C M_ℓ)) (see the module docstring).
 
     ``target``: a :class:`NonsymmetricDPP` (k-NDPP, P(S) ∝ det L_S, |S| = k), a symmetric
     :class:`DPP` (k-DPP; exact for every C ≥ 1) or a :class:`PartitionConstraint` (then

@@ -1,4 +1,4 @@
-"""Partition-constrained DPPs by a sampling-to-counting chain (spec dpp.md §6).
+"""Partition-constrained DPPs by a sampling-to-counting chain.
 
 Target: parts P_1..P_m with counts c (k = Σc) and
 

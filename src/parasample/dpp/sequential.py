@@ -1,4 +1,4 @@
-"""Sequential exact sampler from the marginal kernel K (Poulson; spec dpp.md §3).
+"""Sequential exact sampler from the marginal kernel K (Poulson).
 
 Items are decided in order. With A the Schur complement left by the earlier decisions,
 p = A_jj = P(j ∈ X | decisions so far); item j is kept when u_j < p. Conditioning on
@@ -79,7 +79,7 @@ def sample_sequential(dpp: AnyDPP, *, rng: RngLike = None) -> np.ndarray:
 
 
 def sample_lowrank(dpp: AnyDPP, *, rng: RngLike = None) -> np.ndarray:
-    """Exact sample from a low-rank kernel by the low-rank sequential sampler (spec §3).
+    """Exact sample from a low-rank kernel by the low-rank sequential sampler.
 
     Works for a :class:`NonsymmetricDPP` built ``from_factors`` (Z = [V, B],
     X = diag(I, D − Dᵀ)), a :class:`DPP` built ``from_features`` (Z = B, X = I), and any

@@ -1,5 +1,6 @@
-"""Repeated k-DPP sampling by domain sparsification (Anari–Liu–Vuong, arXiv 2204.02570) —
-*Reconstruction*, **approximate** (each output within TV ε of the k-DPP).
+"""Repeated k-DPP sampling by domain sparsification (Anari–Liu–Vuong, arXiv 2204.02570),
+reconstructed from the paper's abstract and standard theory; **approximate** (each output
+within TV ε of the k-DPP).
 
 Preprocessing (once, O(n d²) from features, O(n m²) by Nyström otherwise):
 

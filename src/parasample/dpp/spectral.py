@@ -1,4 +1,4 @@
-"""Exact spectral sampler for symmetric DPPs and k-DPPs (spec §2; Hough–Krishnapur–Peres–Virág).
+"""Exact spectral sampler for symmetric DPPs and k-DPPs (Hough–Krishnapur–Peres–Virág).
 
 A symmetric DPP is a mixture of projection DPPs.
 
@@ -164,7 +164,7 @@ def _check_total(VJ: np.ndarray, total: float, s: int) -> None:
 
 
 def _project_cholesky_numpy(VJ: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
-    """Numpy reference of the pivoted-Cholesky chain rule, literally as in spec §2."""
+    """Numpy reference of the pivoted-Cholesky chain rule, written out literally."""
     n, m = VJ.shape
     d = np.einsum("ij,ij->i", VJ, VJ)
     C = np.zeros((n, m))

@@ -1,4 +1,4 @@
-"""Random spanning trees (spec: shared/specs/trees.md).
+"""Random spanning trees.
 
 - :func:`random_spanning_tree` — exact weighted uniform spanning tree (Wilson, numba);
   ``max_steps=`` caps a walk (:class:`WalkBudgetError`);

@@ -1,5 +1,4 @@
-"""Graph inputs for the tree samplers: validation and the cached CSR walk form (spec
-trees.md §1).
+"""Graph inputs for the tree samplers: validation and the cached CSR walk form.
 
 Accepted inputs:
 

@@ -1,5 +1,5 @@
-"""Aldous–Broder: exact weighted uniform spanning trees by a covering random walk
-(spec trees.md §3). Cross-check only.
+"""Aldous–Broder: exact weighted uniform spanning trees by a covering random walk.
+Cross-check only.
 
 Walk from vertex 0 (the law is exact from any start) until every vertex has been visited;
 for every vertex but the start, keep the edge through which the walk first entered it.

@@ -1,4 +1,4 @@
-"""Laplacian linear algebra for spanning trees (spec trees.md §4, §5, §6).
+"""Laplacian linear algebra for spanning trees: counting, resistances, transfer current.
 
 - :func:`count_spanning_trees` — the matrix-tree theorem, τ_w(G) = det L_{−r,−r}: an exact
   Python ``int`` (fraction-free Bareiss) for small graphs with integer weights, otherwise a
@@ -110,7 +110,7 @@ class _SparseFactor:
         return self.lu.solve(np.asarray(B, dtype=np.float64))
 
 
-# --------------------------------------------------------------------------- §4 counting
+# ----------------------------------------------------------------------------- counting
 
 
 def count_spanning_trees(G, *, weight=None, log: bool = False):
@@ -178,7 +178,7 @@ def _bareiss_count(graph: WeightedGraph) -> int:
     return int(M[r - 1, r - 1]) if r else 1
 
 
-# ------------------------------------------------------------------------- §5 resistances
+# -------------------------------------------------------------------------- resistances
 
 
 def effective_resistances(G, *, weight=None, progress=None) -> np.ndarray:
@@ -391,7 +391,7 @@ def _bridges(graph: WeightedGraph) -> np.ndarray:
     return is_bridge
 
 
-# ------------------------------------------------------------------- §6 transfer current
+# --------------------------------------------------------------------- transfer current
 
 
 def transfer_current_matrix(G, *, weight=None) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""Repeated spanning-tree sampling by domain sparsification (spec trees.md §7; Anari–Liu–Vuong,
-arXiv 2204.02570) — *Reconstruction*, **approximate** in restart mode (within TV ε).
+"""Repeated spanning-tree sampling by domain sparsification (Anari–Liu–Vuong,
+arXiv 2204.02570), reconstructed from the paper's abstract and standard theory; **approximate**
+in restart mode (within TV ε).
 
 Preprocessing, Õ(m) (plus the sketch's sparse factorisation):
 
@@ -17,10 +18,10 @@ One down–up step from a tree T (k = n − 1 edges), cost O(t log m + t log t) 
   w_e c_e / p̃_e — connected because it contains T — and the new tree is Wilson on H
   (:func:`~.wilson.wilson_tree`), mapped back to the original edge ids through supp.
 
-As for k-DPPs (dpp.md §8) the joint law of (T, multiset) is F(multiset)·P(T)·Π_{e∈T} c_e/p̃_e,
-so the down step is the exact conditional: a data-augmentation Gibbs step, reversible for
-the weighted tree law for any positive p̃ (tested on K₄ by enumerating the 16×16 transition
-matrix). Overestimate quality affects speed only.
+As for k-DPPs (:class:`parasample.dpp.SparsifiedKDPPSampler`) the joint law of (T, multiset)
+is F(multiset)·P(T)·Π_{e∈T} c_e/p̃_e, so the down step is the exact conditional: a
+data-augmentation Gibbs step, reversible for the weighted tree law for any positive p̃ (tested
+on K₄ by enumerating the 16×16 transition matrix). Overestimate quality affects speed only.
 
 Modes: ``"restart"`` (default) runs ``n_steps`` from the maximum-weight tree for every output
 (independent outputs, approximate); ``"chained"`` starts from an exact Wilson tree of G and
@@ -52,7 +53,7 @@ Mode = Literal["restart", "chained"]
 
 
 class SparsifiedTreeSampler:
-    """Repeated approximate weighted-uniform spanning-tree sampler (spec trees.md §7).
+    """Repeated approximate weighted-uniform spanning-tree sampler.
 
     Parameters
     ----------

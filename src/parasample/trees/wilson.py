@@ -1,5 +1,4 @@
-"""Wilson's algorithm: exact weighted uniform spanning trees by loop-erased random walks
-(spec trees.md §2).
+"""Wilson's algorithm: exact weighted uniform spanning trees by loop-erased random walks.
 
 P(T) = Π_{e∈T} w_e / τ_w(G). From the root r (default: the vertex of largest weighted
 degree, ties to the lowest index), every vertex s = 0..n−1 not yet in the tree starts a
