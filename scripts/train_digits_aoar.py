@@ -1,5 +1,5 @@
-"""Train the neural any-order autoregressive (AO-AR) model on binarised digits (spec
-``counting.md`` §3 item 7) and ship its weights as package data.
+"""Train the neural any-order autoregressive (AO-AR) model on binarised digits and ship its
+weights as package data.
 
 Data: scikit-learn ``load_digits`` (1,797 images 8×8), x_i = [intensity >= 8], n = 64, q = 2;
 80/20 split with seed 0. Model: MLP on concat(mask, values·mask) ∈ {0,1}^128 → 2×256 GELU →

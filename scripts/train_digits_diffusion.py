@@ -1,5 +1,5 @@
-"""Train the bundled 8×8 digits diffusion model and its quality classifier (spec
-``diffusion.md`` §5 "Digits model", §9 "Quality on digits") and ship them as package data.
+"""Train the bundled 8×8 digits diffusion model and its quality classifier and ship them as
+package data.
 
 Data: scikit-learn ``load_digits`` (1,797 images), scaled x/8 − 1; stratified 80/20 split with
 seed 0 (``parasample.diffusion.digits.digits_data``).
@@ -9,7 +9,7 @@ seed 0 (``parasample.diffusion.digits.digits_data``).
     and ᾱ = cumprod(1 − β) in float64; t uniform on 0..999; MSE on ε. AdamW lr 1e-3
     (weight decay 0.01) with cosine decay to 1e-5, batch 256, EMA 0.999 (the EMA weights
     are shipped), fixed seeds. 60,000 steps take ≈ 3 minutes at ≈ 2.9 ms/step on 2 CPU
-    threads (the spec suggests ~30k; 30k at a constant lr gave held-out loss 0.1035 and
+    threads (30k steps at a constant lr gave held-out loss 0.1035 and
     DDPM-1000 Fréchet 19.1 on 256 samples, this setting 0.0996 and 18.5).
 (b) Classifier: 64 → 128 → 64 → 10 with SiLU, on the training split; AdamW lr 1e-3,
     batch 128; reports held-out accuracy.

@@ -36,7 +36,7 @@ from .harness import (Comparison, Task, environment_info, markdown_table, measur
 
 __all__ = ["run", "grid_edges", "random_connected_graph"]
 
-#: the issue's targets (must, target): ≥ 100× networkx at 15×15, ≥ 50× DPPy at 100×100
+#: the project's targets (must, target): ≥ 100× networkx at 15×15, ≥ 50× DPPy at 100×100
 THRESHOLDS = {"T1": (100.0, None), "T2": (50.0, None)}
 T1_THRESHOLD_SIDE = 15
 
