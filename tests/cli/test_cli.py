@@ -110,11 +110,3 @@ def test_tour_prints_one_table_and_all_checks_pass(capsys):
     assert not any(c.startswith("FAIL") for c in checks), rows
     assert sum(c.startswith("pass: chi²") for c in checks) >= 9, rows
     assert sum(c.startswith("pass") for c in checks) >= 15, rows
-
-
-def test_readme_quickstart_runs():
-    text = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert blocks
-    for code in blocks:
-        exec(compile(code, "README.md", "exec"), {})
