@@ -22,6 +22,7 @@ from parasample.trees._graph import WeightedGraph, as_graph
 from parasample.trees.walk_bound import _levels_bound, walk_steps_lower_bound
 from parasample.trees.wilson import (WalkBudgetError, default_root, wilson_tree,
                                      wilson_tree_reference, wilson_trees)
+from support.threads import one_numba_thread
 
 
 def barbell(k: int, bridge: float) -> WeightedGraph:
@@ -78,18 +79,12 @@ def test_chunked_equals_unchunked_pathwise(monkeypatch):
 
 
 def test_batch_slots_independent_of_threads(monkeypatch):
-    import numba
-
     g = barbell(6, 0.05)
     S = seeds(30, 3)
     ids, steps = wilson_trees(g, S)
     monkeypatch.setattr(wilson, "CHUNK_STEPS", 50)
-    old = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
+    with one_numba_thread():
         ids1, steps1 = wilson_trees(g, S)
-    finally:
-        numba.set_num_threads(old)
     assert np.array_equal(ids, ids1) and np.array_equal(steps, steps1)
 
 

@@ -20,6 +20,7 @@ from parasample.trees.wilson import (
     random_spanning_trees, wilson_tree, wilson_tree_reference, wilson_trees,
 )
 from support.stats import chisquare_counts, count_samples
+from support.threads import one_numba_thread
 
 ALPHA = 1e-3  # per law test; fixed seeds make every test deterministic
 
@@ -250,20 +251,14 @@ def test_numba_equals_reference(graph_id):
 
 
 def test_batch_equals_singles_and_threads():
-    import numba
-
     g = _random_graph(80, 0.05, 9)
     S = seeds(64, 2)
     ids, steps = wilson_trees(g, S)
     for i in range(0, 64, 7):
         t, k = wilson_tree(g, int(S[i]))
         assert np.array_equal(ids[i], t) and steps[i] == k
-    old = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
+    with one_numba_thread():
         ids1, steps1 = wilson_trees(g, S)
-    finally:
-        numba.set_num_threads(old)
     assert np.array_equal(ids, ids1) and np.array_equal(steps, steps1)
     # signed int seeds are taken mod 2**64
     ids2, _ = wilson_trees(g, S[:5].astype(np.int64))
